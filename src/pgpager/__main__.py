@@ -1,0 +1,3 @@
+from pgpager.cli import main
+
+main()

@@ -1,0 +1,21 @@
+"""What a running pgpager holds: settings, the pool, and the background parts (cursor hosts,
+sweeper). One object, built by the server's lifespan and by the CLI, passed down explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from pgpager.settings import ApiKey, Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    database_url: str
+    pool: AsyncConnectionPool
+    keys: tuple[ApiKey, ...] = ()
+    # Filled in by the features that need them (resumable queries, stored queries, sweeper).
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,163 @@
+"""Domain errors. Each class is one situation; its docstring is the default message.
+
+The HTTP edge maps ``status`` to the response code and renders one JSON shape:
+``{"error": {"code": ..., "message": ..., "detail": ...}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PgpagerError(Exception):
+    """Something went wrong in pgpager."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str | None = None, **detail: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.detail = detail
+        super().__init__(self.message)
+
+
+# --- configuration and start-up (not HTTP) ---------------------------------------------------
+class ConfigurationError(PgpagerError):
+    """pgpager is not configured correctly."""
+
+    code = "configuration_error"
+
+
+class DatabaseUnavailable(PgpagerError):
+    """The database cannot be reached."""
+
+    status = 503
+    code = "database_unavailable"
+
+
+class DataDirectoryLocked(ConfigurationError):
+    """Another pgpager server is already using this data directory."""
+
+
+# --- caller mistakes --------------------------------------------------------------------------
+class InvalidRequest(PgpagerError):
+    """The request is not valid."""
+
+    status = 422
+    code = "invalid_request"
+
+
+class BadRequest(PgpagerError):
+    """The request is malformed."""
+
+    status = 400
+    code = "bad_request"
+
+
+class InvalidFilter(InvalidRequest):
+    """The metadata filter is not valid."""
+
+    code = "invalid_filter"
+
+
+class TooDeep(InvalidRequest):
+    """offset + limit exceeds the maximum number of results for offset pagination."""
+
+    code = "query_maximum_results_exceeded"
+
+
+class Unauthorized(PgpagerError):
+    """Missing or unknown API key: send 'Authorization: Bearer <token>'."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(PgpagerError):
+    """This API key lacks the scope this request needs."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(PgpagerError):
+    """Not found."""
+
+    status = 404
+    code = "not_found"
+
+
+class CollectionNotFound(NotFound):
+    """No such collection."""
+
+    code = "collection_not_found"
+
+
+class VectorNotFound(NotFound):
+    """No vector with this id."""
+
+    code = "vector_not_found"
+
+
+class HandleNotFound(NotFound):
+    """No such resumable query handle."""
+
+    code = "handle_not_found"
+
+
+class QueryNotFound(NotFound):
+    """No such stored query."""
+
+    code = "query_not_found"
+
+
+class Conflict(PgpagerError):
+    """The resource already exists."""
+
+    status = 409
+    code = "conflict"
+
+
+class CollectionExists(Conflict):
+    """A collection with this name already exists."""
+
+    code = "collection_exists"
+
+
+class Gone(PgpagerError):
+    """The resource is no longer available."""
+
+    status = 410
+    code = "gone"
+
+
+class HandleClosed(Gone):
+    """This resumable query handle is closed."""
+
+    code = "handle_closed"
+
+
+class QueryExpired(Gone):
+    """The results of this stored query have expired."""
+
+    code = "query_expired"
+
+
+class TooManyHandles(PgpagerError):
+    """Too many active resumable queries."""
+
+    status = 429
+    code = "too_many_handles"
+
+
+class QueryFailed(InvalidRequest):
+    """The query failed."""
+
+    code = "query_failed"
+
+
+class QueryTimeout(PgpagerError):
+    """The query ran past its time limit."""
+
+    status = 408
+    code = "query_timeout"

@@ -1,0 +1,1 @@
+"""The HTTP edge: Litestar app, auth, error mapping and thin route handlers."""

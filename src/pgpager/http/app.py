@@ -1,0 +1,67 @@
+"""The Litestar application factory and its lifespan (pool, cursor hosts, sweeper)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from pgpager import __version__
+from pgpager.context import AppContext
+from pgpager.database import open_pool
+from pgpager.http.auth import auth_guard
+from pgpager.http.errors import EXCEPTION_HANDLERS
+from pgpager.http.routes.collections import CollectionsController
+from pgpager.http.routes.system import health, metrics
+from pgpager.http.routes.vectors import VectorsController
+from pgpager.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def provide_ctx(state: State) -> AppContext:
+    ctx: AppContext = state.ctx
+    return ctx
+
+
+def create_app(settings: Settings, database_url: str) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            pool = await open_pool(database_url, settings)
+            stack.push_async_callback(pool.close)
+            ctx = AppContext(
+                settings=settings, database_url=database_url, pool=pool, keys=settings.keys()
+            )
+            app.state.ctx = ctx
+            for feature in FEATURES:
+                await stack.enter_async_context(feature(ctx))
+            yield
+
+    return Litestar(
+        route_handlers=[CollectionsController, VectorsController, health, metrics, *ROUTES],
+        lifespan=[lifespan],
+        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
+        guards=[auth_guard],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="pgpager",
+            version=__version__,
+            description="Pagination server for vector search on PostgreSQL + pgvector.",
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=False,
+    )
+
+
+# Features that run background parts register an async context manager factory here, and
+# their controllers in ROUTES (kept as lists so each feature module stays self-contained).
+FEATURES: list = []  # type: ignore[type-arg]
+ROUTES: list = []  # type: ignore[type-arg]

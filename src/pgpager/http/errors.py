@@ -1,0 +1,62 @@
+"""The single mapping from errors to HTTP responses and one JSON error shape:
+``{"error": {"code": str, "message": str, "detail": {...}}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from pgpager.errors import PgpagerError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "detail": detail or {}}}
+
+
+def domain_error(request: Request[Any, Any, Any], exc: PgpagerError) -> Response[Any]:
+    if exc.status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+    return Response(error_body(exc.code, exc.message, exc.detail), status_code=exc.status)
+
+
+def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for p in problems:
+        if isinstance(p, dict):
+            key = p.get("key")
+            parts.append(f"{p.get('message')}" + (f" (at {key})" if key else ""))
+    message = "; ".join(parts) or exc.detail or "the request body is not valid"
+    return Response(
+        error_body("invalid_request", message, {"problems": problems}), status_code=422
+    )
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
+        exc.status_code, "http_error"
+    )
+    return Response(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("%s %s: unexpected error", request.method, request.url.path)
+    return Response(
+        error_body("internal_error", "internal error; this is a bug, see the server log"),
+        status_code=500,
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    PgpagerError: domain_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

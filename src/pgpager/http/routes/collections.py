@@ -1,0 +1,46 @@
+"""/v1/collections: create, list, inspect and drop collections."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+
+from pgpager.context import AppContext
+from pgpager.http.schemas import (
+    CollectionInfoOut,
+    CollectionList,
+    CollectionOut,
+    CreateCollection,
+    HnswParams,
+)
+from pgpager.services import collections
+
+
+class CollectionsController(Controller):
+    path = "/v1/collections"
+    tags = ["collections"]
+
+    @post("/", opt={"scope": "write"}, status_code=201)
+    async def create(self, ctx: AppContext, data: CreateCollection) -> CollectionOut:
+        hnsw = data.hnsw or HnswParams()
+        c = await collections.create(
+            ctx.pool,
+            name=data.name,
+            dimension=data.dimension,
+            metric=data.metric,
+            hnsw_m=hnsw.m,
+            hnsw_ef_construction=hnsw.ef_construction,
+            embedding_model=data.embedding_model,
+        )
+        return CollectionOut.of(c)
+
+    @get("/", opt={"scope": "read"})
+    async def list_collections(self, ctx: AppContext) -> CollectionList:
+        return CollectionList([CollectionOut.of(c) for c in await collections.list_all(ctx.pool)])
+
+    @get("/{name:str}", opt={"scope": "read"})
+    async def info(self, ctx: AppContext, name: str) -> CollectionInfoOut:
+        return CollectionInfoOut.of(await collections.info(ctx.pool, name))
+
+    @delete("/{name:str}", opt={"scope": "write"}, status_code=204)
+    async def drop(self, ctx: AppContext, name: str) -> None:
+        await collections.drop(ctx.pool, name)

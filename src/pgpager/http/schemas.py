@@ -1,0 +1,140 @@
+"""Request and response bodies of the native API (msgspec structs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import msgspec
+
+from pgpager.store.collections import Collection, CollectionInfo
+from pgpager.store.vectors import VectorOut
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True):
+    """Unknown fields are an error, so a typo gets a message instead of being ignored."""
+
+
+class HnswParams(Strict):
+    m: int = 16
+    ef_construction: int = 64
+
+
+class CreateCollection(Strict):
+    name: str
+    dimension: int
+    metric: Literal["cosine", "euclidean", "dot_product"] = "cosine"
+    hnsw: HnswParams | None = None
+    embedding_model: str | None = None
+
+
+class CollectionOut(msgspec.Struct):
+    name: str
+    dimension: int
+    metric: str
+    hnsw: HnswParams
+    embedding_model: str | None
+    table: str
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, c: Collection) -> CollectionOut:
+        return cls(
+            name=c.name,
+            dimension=c.dimension,
+            metric=c.metric,
+            hnsw=HnswParams(m=c.hnsw_m, ef_construction=c.hnsw_ef_construction),
+            embedding_model=c.embedding_model,
+            table=c.qualified,
+            created_at=c.created_at,
+        )
+
+
+class CollectionInfoOut(msgspec.Struct):
+    name: str
+    dimension: int
+    metric: str
+    hnsw: HnswParams
+    embedding_model: str | None
+    table: str
+    created_at: dt.datetime
+    vector_count: int
+    namespaces: dict[str, int]
+    indexes: list[dict[str, Any]]
+    size_bytes: int
+
+    @classmethod
+    def of(cls, i: CollectionInfo) -> CollectionInfoOut:
+        base = msgspec.structs.asdict(CollectionOut.of(i.collection))
+        return cls(
+            **base,
+            vector_count=i.vector_count,
+            namespaces=i.namespaces,
+            indexes=i.indexes,
+            size_bytes=i.size_bytes,
+        )
+
+
+class CollectionList(msgspec.Struct):
+    collections: list[CollectionOut]
+
+
+class VectorItem(Strict):
+    id: str
+    vector: list[float]
+    metadata: dict[str, Any] | None = None
+    data: str | None = None
+
+
+class UpsertVectors(Strict):
+    vectors: list[VectorItem]
+    namespace: str | None = None
+
+
+class Upserted(msgspec.Struct):
+    upserted: int
+
+
+class FetchVectors(Strict):
+    ids: list[str]
+    namespace: str | None = None
+    include_vectors: bool = True
+    include_metadata: bool = True
+    include_data: bool = True
+
+
+class VectorRecord(msgspec.Struct, omit_defaults=True):
+    id: str
+    vector: list[float] | None = None
+    metadata: dict[str, Any] | None = None
+    data: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        v: VectorOut,
+        include_vectors: bool = True,
+        include_metadata: bool = True,
+        include_data: bool = True,
+    ) -> VectorRecord:
+        return cls(
+            id=v.id,
+            vector=v.vector if include_vectors else None,
+            metadata=v.metadata if include_metadata else None,
+            data=v.data if include_data else None,
+        )
+
+
+class Fetched(msgspec.Struct):
+    vectors: list[VectorRecord | None]
+
+
+class DeleteVectors(Strict):
+    ids: list[str] | None = None
+    prefix: str | None = None
+    filter: str | None = None
+    namespace: str | None = None
+
+
+class Deleted(msgspec.Struct):
+    deleted: int

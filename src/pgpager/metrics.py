@@ -1,0 +1,29 @@
+"""Prometheus metrics, in a registry of pgpager's own (served at ``GET /metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+handles_active = Gauge(
+    "pgpager_handles_active", "Resumable-query handles active on this instance.", registry=REGISTRY
+)
+handle_events = Counter(
+    "pgpager_handle_events",
+    "Resumable-query handle lifecycle events.",
+    ["event"],  # started, stopped, exhausted, expired, rehydrated
+    registry=REGISTRY,
+)
+next_latency = Histogram(
+    "pgpager_next_latency_seconds",
+    "Time to serve one resumable-query next() call.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+sweeps = Counter(
+    "pgpager_sweeper_actions", "What the sweeper closed or deleted.", ["action"], registry=REGISTRY
+)
+stored_queries = Counter(
+    "pgpager_stored_queries", "Stored queries run, by final state.", ["state"], registry=REGISTRY
+)

@@ -1,0 +1,117 @@
+"""Checks on user input that the HTTP edge and the CLI share; each failure names the item."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pgpager.errors import InvalidRequest
+
+COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# pgvector's HNSW index supports up to 2,000 dimensions for the vector type.
+HNSW_MAX_DIMENSION = 2000
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def collection_name(name: str) -> str:
+    if not COLLECTION_NAME.match(name):
+        raise InvalidRequest(
+            f"invalid collection name {name!r}: use 1-63 characters, lowercase letters, digits, "
+            "'_' or '-', starting with a letter",
+            field="name",
+        )
+    return name
+
+
+def dimension(value: int) -> int:
+    if value < 1 or value > HNSW_MAX_DIMENSION:
+        raise InvalidRequest(
+            f"dimension {value} is out of range: pgvector's HNSW index supports 1 to "
+            f"{HNSW_MAX_DIMENSION} dimensions",
+            field="dimension",
+            limit=HNSW_MAX_DIMENSION,
+        )
+    return value
+
+
+def vector_id(value: Any, where: str, max_length: int) -> str:
+    if not isinstance(value, str) or value == "":
+        raise InvalidRequest(f"{where}: id must be a non-empty string", item=where)
+    if len(value) > max_length:
+        raise InvalidRequest(
+            f"{where}: id is {len(value)} characters long; the limit is {max_length}", item=where
+        )
+    if "\x00" in value:
+        raise InvalidRequest(f"{where}: id must not contain NUL characters", item=where)
+    return value
+
+
+def vector(value: Any, dim: int, where: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+    if not isinstance(value, list | tuple):
+        raise InvalidRequest(f"{where}: vector must be a list of {dim} numbers", item=where)
+    if len(value) != dim:
+        raise InvalidRequest(
+            f"{where}: vector has {len(value)} dimensions; the collection has {dim}", item=where
+        )
+    for i, x in enumerate(value):
+        if isinstance(x, bool) or not isinstance(x, int | float):
+            raise InvalidRequest(f"{where}: vector[{i}] is not a number", item=where)
+        if not math.isfinite(x) or abs(x) > FLOAT32_MAX:
+            raise InvalidRequest(
+                f"{where}: vector[{i}] = {x!r} is not a finite 32-bit float", item=where
+            )
+    return np.asarray(value, dtype=np.float32)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def metadata(value: Any, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where}: metadata must be a JSON object", item=where)
+    if _has_nul(value):
+        raise InvalidRequest(f"{where}: metadata must not contain NUL characters", item=where)
+    return value
+
+
+def data(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{where}: data must be a string", item=where)
+    if "\x00" in value:
+        raise InvalidRequest(f"{where}: data must not contain NUL characters", item=where)
+    return value
+
+
+def namespace(value: str | None) -> str:
+    if value is None:
+        return ""
+    if len(value) > 256 or "\x00" in value:
+        raise InvalidRequest("namespace must be at most 256 characters, without NUL", field="namespace")
+    return value
+
+
+def batch(items: Sequence[Any], what: str, max_size: int) -> None:
+    if len(items) == 0:
+        raise InvalidRequest(f"{what} must not be empty", field=what)
+    if len(items) > max_size:
+        raise InvalidRequest(
+            f"{what} has {len(items)} items; the limit is {max_size} per request "
+            "(PGPAGER_MAX_BATCH_SIZE), split the batch",
+            field=what,
+            limit=max_size,
+        )

@@ -1,0 +1,179 @@
+"""The one settings object, read from ``PGPAGER_*`` environment variables and passed down explicitly."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV_PREFIX = "PGPAGER_"
+
+SCOPES = ("read", "write", "sql", "admin")
+
+
+def _doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
+    """A dataclass field whose documentation travels with it (README table, ``--help``)."""
+    return field(default=default, metadata={"doc": text}, **kw)
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("pgpager")) / "postgres"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A bearer token and the scopes it grants. ``id`` is a digest, safe to store and log."""
+
+    id: str
+    token: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+
+def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
+    """Parse ``token:scope+scope,token2:scope`` (scopes: read, write, sql, admin).
+
+    A token without scopes gets read+write. ``admin`` implies every scope.
+    """
+    keys: list[ApiKey] = []
+    for raw in text.split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        token, _, scope_text = raw.partition(":")
+        token = token.strip()
+        if len(token) < 8:
+            raise ValueError("PGPAGER_API_KEYS: each token must be at least 8 characters long")
+        scopes = frozenset(s.strip() for s in scope_text.split("+") if s.strip()) or frozenset(
+            {"read", "write"}
+        )
+        unknown = scopes - set(SCOPES)
+        if unknown:
+            raise ValueError(
+                f"PGPAGER_API_KEYS: unknown scope(s) {sorted(unknown)}; use {'/'.join(SCOPES)}"
+            )
+        key_id = hashlib.sha256(token.encode()).hexdigest()[:16]
+        keys.append(ApiKey(id=key_id, token=token, scopes=scopes))
+    return tuple(keys)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of pgpager. Environment variable = ``PGPAGER_`` + the field name in upper case."""
+
+    # --- database -------------------------------------------------------------------------
+    database_url: str | None = _doc(
+        "PostgreSQL URL (postgresql://...). Empty: start the embedded PostgreSQL 18 + pgvector.",
+        None,
+    )
+    data_dir: Path = _doc(
+        "Data directory of the embedded PostgreSQL (used only without a database URL).",
+        default_factory=default_data_dir,
+    )
+    pool_min_size: int = _doc("Connections the pool keeps open.", 2)
+    pool_max_size: int = _doc("Most connections the pool opens.", 10)
+
+    # --- HTTP -----------------------------------------------------------------------------
+    host: str = _doc("Address to bind. A non-loopback address requires API keys.", "127.0.0.1")
+    port: int = _doc("Port to bind.", 8000)
+    api_keys: str = _doc(
+        "Bearer tokens: 'token:scope+scope,token2:scope'. Scopes: read, write, sql, admin. "
+        "Empty: no auth (allowed on loopback only).",
+        "",
+    )
+    log_level: str = _doc("Log level: debug, info, warning, error.", "info")
+
+    # --- vectors --------------------------------------------------------------------------
+    max_batch_size: int = _doc("Most vectors in one upsert/fetch/delete request.", 1000)
+    max_id_length: int = _doc("Longest vector id, in characters.", 512)
+
+    # --- offset pagination ----------------------------------------------------------------
+    query_maximum_results: int = _doc(
+        "offset + limit may not exceed this (offset pagination). Deeper: resumable or stored queries.",
+        10_000,
+    )
+    flat_search_cutoff: int = _doc(
+        "A filtered search whose filter matches at most this many rows uses an exact scan.",
+        10_000,
+    )
+    hnsw_ef_search: int = _doc("hnsw.ef_search for searches (pgvector default 40).", 40)
+
+    # --- resumable queries ----------------------------------------------------------------
+    max_idle_default_s: int = _doc("Idle time after which a handle expires, unless set per query.", 3600)
+    max_idle_cap_s: int = _doc("Largest max_idle a query may ask for.", 86_400)
+    max_handle_lifetime_s: int = _doc(
+        "Age at which any handle expires, so no cursor holds back VACUUM forever.", 86_400
+    )
+    max_active_handles: int = _doc("Active handles allowed at once, server-wide.", 10_000)
+    cursor_hosts: int = _doc("Dedicated connections holding resumable-query cursors.", 4)
+    sweep_interval_s: float = _doc("Seconds between sweeper ticks.", 10.0)
+    sweep_batch_size: int = _doc("Most handles or stored queries one sweeper tick acts on.", 500)
+
+    # --- stored queries -------------------------------------------------------------------
+    stored_query_ttl_s: int = _doc("Seconds stored query results are kept.", 86_400)
+    sql_statement_timeout_ms: int = _doc("Statement timeout for stored SQL queries.", 120_000)
+    async_query_timeout_ms: int = _doc("Default timeout of an async stored query.", 1_800_000)
+
+    # --- identity -------------------------------------------------------------------------
+    instance_id: str = _doc(
+        "Identifies this server process in the sessions table (random by default).",
+        default_factory=lambda: uuid.uuid4().hex[:12],
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from the environment; explicit ``overrides`` win (CLI flags, tests)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.keys()  # validate early: a bad key spec is a start-up error, not a runtime one
+        return settings
+
+    def keys(self) -> tuple[ApiKey, ...]:
+        return parse_api_keys(self.api_keys)
+
+    def with_(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind.startswith("Path"):
+            return Path(raw).expanduser()
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: expected {kind}") from exc
+    return raw
+
+
+def documented_settings() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        if f.default is not dataclasses.MISSING:
+            default = "" if f.default is None else str(f.default)
+        elif f.name == "data_dir":
+            default = "<user data dir>/pgpager/postgres"
+        else:
+            default = "random"
+        rows.append((ENV_PREFIX + f.name.upper(), default, f.metadata.get("doc", "")))
+    return rows

@@ -1,0 +1,1 @@
+"""The storage layer: the only code that talks SQL. Driver errors become domain errors here."""

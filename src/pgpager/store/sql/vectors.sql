@@ -1,0 +1,40 @@
+-- name: upsert
+INSERT INTO pgpager_data.{table} AS t (id, namespace, embedding, metadata, data, updated_at)
+VALUES (%(id)s, %(namespace)s, %(embedding)s, %(metadata)s, %(data)s, now())
+ON CONFLICT (namespace, id) DO UPDATE
+SET embedding = excluded.embedding,
+    metadata = excluded.metadata,
+    data = excluded.data,
+    updated_at = now()
+
+-- name: fetch
+SELECT id, embedding, metadata, data
+FROM pgpager_data.{table}
+WHERE namespace = %(namespace)s AND id = ANY(%(ids)s::text[])
+
+-- name: delete_ids
+DELETE FROM pgpager_data.{table}
+WHERE namespace = %(namespace)s AND id = ANY(%(ids)s::text[])
+RETURNING id
+
+-- name: delete_prefix
+DELETE FROM pgpager_data.{table}
+WHERE namespace = %(namespace)s AND starts_with(id, %(prefix)s)
+RETURNING id
+
+-- name: delete_where
+DELETE FROM pgpager_data.{table}
+WHERE namespace = %(namespace)s AND {condition}
+RETURNING id
+
+-- name: reset_namespace
+DELETE FROM pgpager_data.{table} WHERE namespace = %(namespace)s
+
+-- name: reset_all
+TRUNCATE pgpager_data.{table}
+
+-- name: count
+SELECT count(*) FROM pgpager_data.{table}
+
+-- name: copy_in
+COPY pgpager_data.{table} (id, namespace, embedding, metadata, data) FROM STDIN WITH (FORMAT BINARY)

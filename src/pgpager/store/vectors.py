@@ -1,0 +1,142 @@
+"""Vectors of one collection: upsert, fetch, delete, bulk COPY."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from pgpager.filters import CompiledFilter
+from pgpager.store import collections
+from pgpager.store.collections import Collection
+from pgpager.store.queries import query
+from pgpager.store.search import floats
+
+
+@dataclass(frozen=True)
+class VectorIn:
+    id: str
+    vector: np.ndarray[Any, np.dtype[np.float32]]
+    metadata: dict[str, Any] | None
+    data: str | None
+
+
+@dataclass(frozen=True)
+class VectorOut:
+    id: str
+    vector: list[float] | None
+    metadata: dict[str, Any] | None
+    data: str | None
+
+
+def _out(row: dict[str, Any], include_vectors: bool = True) -> VectorOut:
+    emb = row.get("embedding")
+    return VectorOut(
+        id=row["id"],
+        vector=floats(emb) if include_vectors and emb is not None else None,
+        metadata=row.get("metadata"),
+        data=row.get("data"),
+    )
+
+
+async def upsert(
+    pool: AsyncConnectionPool, collection: str, namespace: str, items: Sequence[VectorIn]
+) -> Collection:
+    """All-or-nothing: one transaction, committed (and so durable) before we return."""
+    async with pool.connection() as conn:
+        c = await collections.get(conn, collection)
+        async with conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(
+                query("vectors", "upsert", table=c.table_name),
+                [
+                    {
+                        "id": v.id,
+                        "namespace": namespace,
+                        "embedding": v.vector,
+                        "metadata": None if v.metadata is None else Jsonb(v.metadata),
+                        "data": v.data,
+                    }
+                    for v in items
+                ],
+            )
+    return c
+
+
+async def fetch(
+    pool: AsyncConnectionPool, collection: str, namespace: str, ids: Sequence[str]
+) -> list[VectorOut | None]:
+    """One entry per requested id, in request order; None where the id does not exist."""
+    async with pool.connection() as conn:
+        c = await collections.get(conn, collection)
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                query("vectors", "fetch", table=c.table_name),
+                {"namespace": namespace, "ids": list(ids)},
+            )
+            found = {r["id"]: _out(r) for r in await cur.fetchall()}
+    return [found.get(i) for i in ids]
+
+
+async def delete(
+    pool: AsyncConnectionPool,
+    collection: str,
+    namespace: str,
+    *,
+    ids: Sequence[str] | None = None,
+    prefix: str | None = None,
+    where: CompiledFilter | None = None,
+) -> int:
+    async with pool.connection() as conn:
+        c = await collections.get(conn, collection)
+        params: dict[str, Any] = {"namespace": namespace}
+        if ids is not None:
+            q = query("vectors", "delete_ids", table=c.table_name)
+            params["ids"] = list(ids)
+        elif prefix is not None:
+            q = query("vectors", "delete_prefix", table=c.table_name)
+            params["prefix"] = prefix
+        else:
+            assert where is not None
+            q = query("vectors", "delete_where", table=c.table_name, condition=where.sql)
+            params.update(where.params)
+        cur = await conn.execute(q, params)
+        return cur.rowcount
+
+
+async def reset(pool: AsyncConnectionPool, collection: str, namespace: str | None) -> None:
+    """Delete every vector of one namespace, or of all namespaces (``namespace=None``)."""
+    async with pool.connection() as conn:
+        c = await collections.get(conn, collection)
+        if namespace is None:
+            await conn.execute(query("vectors", "reset_all", table=c.table_name))
+        else:
+            await conn.execute(
+                query("vectors", "reset_namespace", table=c.table_name), {"namespace": namespace}
+            )
+
+
+async def copy_in(
+    conn: psycopg.AsyncConnection[Any],
+    c: Collection,
+    rows: AsyncIterator[tuple[str, str, Any, Any, str | None]] | Iterable[tuple[Any, ...]],
+) -> int:
+    """Binary COPY of (id, namespace, embedding, metadata, data) rows; returns the count."""
+    n = 0
+    async with conn.cursor() as cur:
+        async with cur.copy(query("vectors", "copy_in", table=c.table_name)) as copy:
+            copy.set_types(["text", "text", "vector", "jsonb", "text"])
+            if isinstance(rows, AsyncIterator):
+                async for row in rows:
+                    await copy.write_row(row)
+                    n += 1
+            else:
+                for row in rows:
+                    await copy.write_row(row)
+                    n += 1
+    return n

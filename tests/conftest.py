@@ -1,0 +1,226 @@
+"""Test harness: a real PostgreSQL, always.
+
+- default: the embedded PostgreSQL 18 + pgvector, started once per test run in a temp dir;
+- ``PGPAGER_TEST_DATABASE_URL``: an external server (its database is used as the admin db);
+- ``PGPAGER_TEST_DOCKER=1``: testcontainers with ``pgvector/pgvector:pg17``.
+
+The schema is migrated once into a template database; ``pg_url`` is a database cloned from it
+for the whole run, ``fresh_db_url`` a new clone per test for tests that need a database alone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+from psycopg import sql
+
+from pgpager import migrations
+from pgpager.settings import Settings
+
+TEMPLATE = "pgpager_template"
+
+
+def _with_db(url: str, dbname: str) -> str:
+    """Swap the database name of a URL, keeping host/socket and credentials."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + dbname))
+
+
+@pytest.fixture(scope="session")
+def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("PGPAGER_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    if os.environ.get("PGPAGER_TEST_DOCKER") == "1":
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("pgvector/pgvector:pg17", driver=None) as pg:
+            yield pg.get_connection_url()
+        return
+    from pgpager.embedded import EmbeddedPostgres
+
+    # A short path: Unix socket paths are limited to ~100 bytes.
+    data_dir = Path(tempfile.mkdtemp(prefix="pgpt-")) / "pg"
+    server = EmbeddedPostgres(data_dir)
+    url = server.start()
+    try:
+        yield _with_db(url, "postgres")
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            stmt = sql.SQL("{} TEMPLATE {}").format(stmt, sql.Identifier(template))
+        conn.execute(stmt)
+    return _with_db(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def template_url(admin_url: str) -> str:
+    url = create_database(admin_url, TEMPLATE)
+    migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_url(admin_url: str, template_url: str) -> Iterator[str]:
+    """A migrated database shared by the whole run (tests use their own collections)."""
+    url = create_database(admin_url, "pgpager_test", template=TEMPLATE)
+    yield url
+    drop_database(admin_url, "pgpager_test")
+
+
+@pytest.fixture
+def fresh_db_url(admin_url: str, template_url: str) -> Iterator[str]:
+    """A migrated database of this test's own."""
+    name = "pgpager_t_" + secrets.token_hex(4)
+    url = create_database(admin_url, name, template=TEMPLATE)
+    yield url
+    drop_database(admin_url, name)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_env(environ={}, sweep_interval_s=3600.0)
+
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def make_client(pg_url: str, settings: Settings) -> ClientFactory:
+    """``async with make_client(url=..., **setting_overrides) as client`` runs the app in-process."""
+
+    @asynccontextmanager
+    async def factory(url: str | None = None, **overrides: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+        from pgpager.http.app import create_app
+
+        app = create_app(settings.with_(**overrides), url or pg_url)
+        async with AsyncTestClient(app=app, timeout=60) as client:
+            yield client
+
+    return factory
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> AsyncIterator[AsyncTestClient[Any]]:
+    async with make_client() as c:
+        yield c
+
+
+@pytest.fixture
+def collection_name() -> str:
+    return "t_" + secrets.token_hex(6)
+
+
+@pytest.fixture
+async def collection(client: AsyncTestClient[Any], collection_name: str) -> str:
+    """A fresh 3-d cosine collection."""
+    r = await client.post(
+        "/v1/collections", json={"name": collection_name, "dimension": 3, "metric": "cosine"}
+    )
+    assert r.status_code == 201, r.text
+    return collection_name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A real ``pgpager serve`` in a subprocess, for tests that need a socket or a restart."""
+
+    def __init__(self, database_url: str, env: dict[str, str] | None = None) -> None:
+        self.database_url = database_url
+        self.port = free_port()
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="pgpager-serve-", suffix=".log", delete=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        env = {
+            **os.environ,
+            "PGPAGER_DATABASE_URL": self.database_url,
+            "PGPAGER_PORT": str(self.port),
+            "PGPAGER_HOST": "127.0.0.1",
+            **self.extra_env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pgpager", "serve"], env=env, stdout=self.log, stderr=self.log
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early: {Path(self.log.name).read_text()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {Path(self.log.name).read_text()}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode if self.proc else None
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text()
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def factory(database_url: str, **env: str) -> ServerProcess:
+        s = ServerProcess(database_url, env)
+        started.append(s)
+        return s
+
+    yield factory
+    for s in started:
+        s.stop()

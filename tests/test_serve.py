@@ -1,0 +1,92 @@
+"""``pgpager serve`` as a user runs it: embedded database, locking, refusal without keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+PGPAGER = [sys.executable, "-m", "pgpager"]
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PGPAGER_")}
+    return {**e, **extra}
+
+
+def wait_health(port: int, proc: subprocess.Popen[Any], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "server exited early"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("server did not become healthy")
+
+
+def test_serve_embedded_lock_and_clean_stop(tmp_path: Path) -> None:
+    data_dir = Path("/tmp") / f"pgps-{os.getpid()}-{time.monotonic_ns() % 10**6}" / "pg"
+    port = free_port()
+    e = env(PGPAGER_DATA_DIR=str(data_dir), PGPAGER_PORT=str(port))
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([*PGPAGER, "serve"], env=e, stdout=log, stderr=log)
+    try:
+        wait_health(port, proc)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/collections", json={"name": "smoke", "dimension": 2}
+        )
+        assert r.status_code == 201
+
+        second = subprocess.run(
+            [*PGPAGER, "serve"], env={**e, "PGPAGER_PORT": str(free_port())},
+            capture_output=True, text=True, timeout=60,
+        )
+        assert second.returncode == 1
+        assert "already serving" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        proc.terminate()
+        code = proc.wait(60)
+    assert code == 0
+    # SIGTERM stopped the embedded server too: no postmaster left.
+    assert not (data_dir / "postmaster.pid").exists()
+
+    # ... and it starts again on the same data, which survived.
+    proc = subprocess.Popen([*PGPAGER, "serve"], env=e, stdout=log, stderr=log)
+    try:
+        wait_health(port, proc)
+        r = httpx.get(f"http://127.0.0.1:{port}/v1/collections/smoke")
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def test_non_loopback_without_keys_is_refused() -> None:
+    r = subprocess.run(
+        [*PGPAGER, "serve", "--host", "0.0.0.0"], env=env(), capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 1
+    assert "PGPAGER_API_KEYS" in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:1/none"])
+def test_unreachable_database_is_one_line(url: str) -> None:
+    r = subprocess.run(
+        [*PGPAGER, "serve"], env=env(PGPAGER_DATABASE_URL=url), capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 1
+    assert r.stderr.startswith("pgpager: error: cannot connect to PostgreSQL")
+    assert "Traceback" not in r.stderr
+
