@@ -9,6 +9,8 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from pgpager.settings import ApiKey, Settings
+from pgpager.services.resumable import ResumableQueries
+from pgpager.sweeper import Sweeper
 
 
 @dataclass
@@ -17,5 +19,7 @@ class AppContext:
     database_url: str
     pool: AsyncConnectionPool
     keys: tuple[ApiKey, ...] = ()
+    resumable: ResumableQueries | None = None
+    sweeper: Sweeper | None = None
     # Filled in by the features that need them (resumable queries, stored queries, sweeper).
     extras: dict[str, Any] = field(default_factory=dict)

@@ -14,13 +14,17 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from pgpager import __version__
 from pgpager.context import AppContext
+from pgpager.cursors import CursorHosts
 from pgpager.database import open_pool
 from pgpager.http.auth import auth_guard
 from pgpager.http.errors import EXCEPTION_HANDLERS
 from pgpager.http.routes.collections import CollectionsController
+from pgpager.http.routes.resumable import ResumableController, ResumableStartController
 from pgpager.http.routes.system import health, metrics
 from pgpager.http.routes.vectors import VectorsController
+from pgpager.services.resumable import ResumableQueries
 from pgpager.settings import Settings
+from pgpager.sweeper import HandleListener, Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +44,29 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
                 settings=settings, database_url=database_url, pool=pool, keys=settings.keys()
             )
             app.state.ctx = ctx
+            hosts = CursorHosts(database_url, settings.cursor_hosts, settings.hnsw_ef_search)
+            ctx.resumable = ResumableQueries(pool, settings, hosts)
+            stack.push_async_callback(ctx.resumable.close_all)
+            listener = HandleListener(database_url, ctx.resumable)
+            listener.start()
+            stack.push_async_callback(listener.stop)
+            ctx.sweeper = Sweeper(pool, settings, ctx.resumable)
+            ctx.sweeper.start()
+            stack.push_async_callback(ctx.sweeper.stop)
             for feature in FEATURES:
                 await stack.enter_async_context(feature(ctx))
             yield
 
     return Litestar(
-        route_handlers=[CollectionsController, VectorsController, health, metrics, *ROUTES],
+        route_handlers=[
+            CollectionsController,
+            VectorsController,
+            ResumableStartController,
+            ResumableController,
+            health,
+            metrics,
+            *ROUTES,
+        ],
         lifespan=[lifespan],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
         guards=[auth_guard],

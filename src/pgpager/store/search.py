@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
 
 from pgpager.filters import CompiledFilter
 from pgpager.store.collections import Collection
@@ -119,3 +120,23 @@ def hit(metric: str, row: tuple[Any, ...] | dict[str, Any]) -> Hit:
         metadata=meta,
         data=data,
     )
+
+
+async def count_matching(
+    pool: AsyncConnectionPool,
+    c: Collection,
+    namespace: str,
+    where: CompiledFilter | None,
+    limit: int,
+) -> int:
+    """How many rows match namespace and filter, counting no further than ``limit``."""
+    condition = where.sql if where is not None else sql.SQL("TRUE")
+    q = sql.SQL(
+        "SELECT count(*) FROM (SELECT 1 FROM {table} WHERE namespace = %(namespace)s "
+        "AND ({condition}) LIMIT %(limit)s) AS s"
+    ).format(table=c.table, condition=condition)
+    params = {"namespace": namespace, "limit": limit, **(where.params if where else {})}
+    async with pool.connection() as conn:
+        cur = await conn.execute(q, params)
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,179 @@
+"""Cursor hosts: dedicated connections, each inside one long READ ONLY, READ COMMITTED
+transaction holding many server-side cursors (DESIGN 3.2).
+
+A host runs one statement at a time, always under a savepoint, so a failing cursor never takes
+its siblings down. If the connection itself dies, every cursor on it is gone: the host
+reconnects and reports the loss, and the handles are rehydrated from their rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pgpager.database import connect
+
+log = logging.getLogger(__name__)
+
+# Settings of every cursor on a host. Iterative scan keeps the HNSW scan going past ef_search;
+# the scan limits are raised so a handle can go deep before the exact phase takes over.
+HOST_SETTINGS = (
+    "SET hnsw.iterative_scan = relaxed_order",
+    "SET hnsw.max_scan_tuples = 1000000",
+    "SET hnsw.scan_mem_multiplier = 8",
+    "SET ivfflat.iterative_scan = relaxed_order",
+)
+
+
+class CursorLost(Exception):
+    """The cursor no longer exists on its host (connection lost or the cursor failed)."""
+
+
+class CursorHost:
+    """One connection holding cursors. ``generation`` changes whenever its cursors are lost."""
+
+    def __init__(self, url: str, index: int, ef_search: int) -> None:
+        self.url = url
+        self.index = index
+        self.ef_search = ef_search
+        self.generation = 0
+        self.cursors: set[str] = set()
+        self.backend_pid: int | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        conn = await connect(self.url)
+        await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+        for stmt in HOST_SETTINGS:
+            await conn.execute(stmt)  # type: ignore[arg-type]
+        await conn.execute(
+            sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(self.ef_search))
+        )
+        self._conn = conn
+        self.backend_pid = conn.info.backend_pid
+        return conn
+
+    async def _lost(self, exc: BaseException) -> None:
+        log.warning(
+            "cursor host %d lost its connection (%s); %d cursors will be rehydrated",
+            self.index,
+            exc,
+            len(self.cursors),
+        )
+        self.cursors.clear()
+        self.generation += 1
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            except Exception:  # noqa: BLE001 - it is already broken; closing is best effort
+                pass
+        self._conn = None
+
+    async def declare(self, query: sql.Composable, params: dict[str, Any]) -> str:
+        name = "c_" + secrets.token_hex(8)
+        stmt = sql.SQL("DECLARE {} NO SCROLL CURSOR FOR {}").format(sql.Identifier(name), query)
+        async with self._lock:
+            conn = await self._connection()
+            try:
+                await conn.execute("SAVEPOINT sp")
+                await conn.execute(stmt, params)
+                await conn.execute("RELEASE SAVEPOINT sp")
+            except psycopg.OperationalError as exc:
+                await self._lost(exc)
+                raise CursorLost(str(exc)) from exc
+            except psycopg.Error:
+                await self._rollback(conn)
+                raise
+            self.cursors.add(name)
+        return name
+
+    async def fetch(self, name: str, count: int) -> list[tuple[Any, ...]]:
+        """FETCH ``count`` rows; raises CursorLost if the cursor is gone."""
+        if name not in self.cursors:
+            raise CursorLost(name)
+        # One round trip: the three statements go as one simple-protocol message. ``count`` is
+        # an int we computed and ``name`` an identifier we generated: no user text here.
+        stmt = sql.SQL("SAVEPOINT sp; FETCH {} FROM {}; RELEASE SAVEPOINT sp").format(
+            sql.Literal(int(count)), sql.Identifier(name)
+        )
+        async with self._lock:
+            conn = await self._connection()
+            try:
+                cur = await conn.execute(stmt)
+                cur.nextset()
+                rows = await cur.fetchall()
+            except psycopg.OperationalError as exc:
+                await self._lost(exc)
+                raise CursorLost(str(exc)) from exc
+            except psycopg.Error as exc:
+                await self._rollback(conn)
+                self.cursors.discard(name)
+                raise CursorLost(f"{name}: {exc}") from exc
+        return rows
+
+    async def close(self, names: Sequence[str]) -> None:
+        live = [n for n in names if n in self.cursors]
+        if not live:
+            return
+        stmt = sql.SQL("SAVEPOINT sp; {}; RELEASE SAVEPOINT sp").format(
+            sql.SQL("; ").join(sql.SQL("CLOSE {}").format(sql.Identifier(n)) for n in live)
+        )
+        async with self._lock:
+            for n in live:
+                self.cursors.discard(n)
+            if self._conn is None or self._conn.closed:
+                return
+            try:
+                await self._conn.execute(stmt)
+            except psycopg.OperationalError as exc:
+                await self._lost(exc)
+            except psycopg.Error:
+                await self._rollback(self._conn)
+            if not self.cursors:
+                await self._recycle()
+
+    async def _recycle(self) -> None:
+        """With no cursors left, start a fresh transaction: nothing holds old state around."""
+        assert self._conn is not None
+        try:
+            await self._conn.execute("COMMIT; BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+        except psycopg.Error as exc:
+            await self._lost(exc)
+
+    async def _rollback(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await conn.execute("ROLLBACK TO SAVEPOINT sp; RELEASE SAVEPOINT sp")
+        except psycopg.Error as exc:
+            await self._lost(exc)
+
+    async def shutdown(self) -> None:
+        async with self._lock:
+            if self._conn is not None:
+                await self._conn.close()
+            self._conn = None
+            self.cursors.clear()
+
+
+class CursorHosts:
+    """The set of hosts of one server process; a new cursor goes to the least loaded host."""
+
+    def __init__(self, url: str, count: int, ef_search: int) -> None:
+        self.hosts = [CursorHost(url, i, ef_search) for i in range(max(1, count))]
+
+    def pick(self) -> CursorHost:
+        return min(self.hosts, key=lambda h: (len(h.cursors), h.index))
+
+    def cursor_count(self) -> int:
+        return sum(len(h.cursors) for h in self.hosts)
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(h.shutdown() for h in self.hosts), return_exceptions=True)

@@ -1,0 +1,353 @@
+"""Resumable queries (DESIGN 3): a handle is a row in the sessions table plus a cached cursor.
+
+A handle goes through two phases. The *index* phase reads an HNSW cursor (relaxed order)
+through a small re-sorting window. When the index scan ends (pgvector's iterative scan stops
+silently at its limits), the *exact* phase declares a cursor that sorts every matching row not
+yet delivered. A restrictive filter starts in the exact phase directly. Delivered ids are
+recorded in ``query_session_rows``, whose primary key guarantees that no row is delivered twice;
+that record is also what a rehydrated cursor (after a restart, a lost connection, or a request
+reaching another instance) uses to skip what was already delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from psycopg_pool import AsyncConnectionPool
+
+from pgpager import metrics
+from pgpager.cursors import CursorHost, CursorHosts, CursorLost
+from pgpager.errors import HandleClosed, HandleNotFound, InvalidRequest, TooManyHandles
+from pgpager.filters import compile_filter
+from pgpager.services import validation
+from pgpager.settings import Settings
+from pgpager.store import collections, sessions
+from pgpager.store.collections import Collection
+from pgpager.store.search import Hit, Include, count_matching, hit, nearest
+from pgpager.store.sessions import Session
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+# Rows read ahead of what is delivered and re-sorted, so that the relaxed-order HNSW scan's
+# local disorder does not reach the client.
+WINDOW = 64
+
+
+@dataclass
+class LiveCursor:
+    """The cache beside a handle's row: where its cursor lives and rows read but not sent."""
+
+    host: CursorHost
+    name: str
+    generation: int
+    phase: str
+    collection: Collection
+    buffer: list[Hit] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return self.host.generation == self.generation and self.name in self.host.cursors
+
+
+@dataclass(frozen=True)
+class Page:
+    handle: str
+    results: list[Hit]
+    state: str
+    position: int
+
+
+def check_k(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH:
+        raise InvalidRequest(f"{what} must be an integer between 1 and {MAX_BATCH}", field=what)
+    return value
+
+
+class ResumableQueries:
+    """The resumable-query service of one server process."""
+
+    def __init__(self, pool: AsyncConnectionPool, settings: Settings, hosts: CursorHosts) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.hosts = hosts
+        self.live: dict[str, LiveCursor] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # --- public operations -----------------------------------------------------------------
+    async def start(
+        self,
+        collection: str,
+        *,
+        vector: Any,
+        top_k: int,
+        namespace: str | None = None,
+        filter: str | None = None,
+        include: Include = Include(),
+        max_idle: int | None = None,
+        api_key_id: str | None = None,
+    ) -> Page:
+        check_k(top_k, "top_k")
+        ns = validation.namespace(namespace)
+        idle = self._max_idle(max_idle)
+        where = compile_filter(filter)  # a bad filter fails before anything is written
+        async with self.pool.connection() as conn:
+            c = await collections.get(conn, collection)
+        q = validation.vector(vector, c.dimension, "vector")
+
+        active = await sessions.count_active(self.pool)
+        cap = self.settings.max_active_handles
+        if active >= cap:
+            raise TooManyHandles(
+                f"{active} resumable queries are active and the limit is {cap}: stop handles "
+                "you no longer need, or raise PGPAGER_MAX_ACTIVE_HANDLES",
+                limit=cap,
+            )
+        exact = await self._restrictive(c, ns, where)
+        handle = secrets.token_urlsafe(24)  # 192 random bits
+        query = {
+            "vector": [float(x) for x in q],
+            "top_k": top_k,
+            "filter": filter or None,
+            "include": {"vectors": include.vectors, "metadata": include.metadata,
+                        "data": include.data},
+        }
+        await sessions.insert(
+            self.pool,
+            id=handle,
+            collection=c.name,
+            namespace=ns,
+            query=query,
+            phase="exact" if exact else "index",
+            max_idle_s=idle,
+            max_lifetime_s=self.settings.max_handle_lifetime_s,
+            owner_instance=self.settings.instance_id,
+            api_key_id=api_key_id,
+        )
+        metrics.handle_events.labels("started").inc()
+        async with self._lock(handle):
+            session = await self._session(handle, api_key_id)
+            return await self._next(session, top_k, c)
+
+    async def next(self, handle: str, additional_k: int, api_key_id: str | None) -> Page:
+        check_k(additional_k, "additional_k")
+        started = time.perf_counter()
+        async with self._lock(handle):
+            session = await self._session(handle, api_key_id)
+            if session.state == "exhausted":
+                return Page(handle, [], "exhausted", session.position)
+            self._check_open(session)
+            reason = session.overdue_reason
+            if reason is not None:
+                await self._close(handle, "expired", reason)
+                raise HandleClosed(f"this handle expired: {reason}", state="expired", reason=reason)
+            page = await self._next(session, additional_k, None)
+        metrics.next_latency.observe(time.perf_counter() - started)
+        return page
+
+    async def stop(self, handle: str, api_key_id: str | None) -> Session:
+        async with self._lock(handle):
+            session = await self._session(handle, api_key_id)
+            self._check_open(session)
+            await self._close(handle, "stopped", "stopped by the client")
+        self._locks.pop(handle, None)
+        return await self._session(handle, api_key_id)
+
+    async def status(self, handle: str, api_key_id: str | None) -> Session:
+        return await self._session(handle, api_key_id)
+
+    async def drop_local(self, handles: list[str]) -> int:
+        """Close this instance's cursors of these handles (closed elsewhere, or moved)."""
+        by_host: dict[int, list[str]] = {}
+        dropped = 0
+        for h in handles:
+            live = self.live.pop(h, None)
+            if live is not None:
+                by_host.setdefault(live.host.index, []).append(live.name)
+                dropped += 1
+        for index, names in by_host.items():
+            await self.hosts.hosts[index].close(names)
+        metrics.handles_active.set(len(self.live))
+        return dropped
+
+    async def close_all(self) -> None:
+        await self.hosts.shutdown()
+        self.live.clear()
+
+    # --- internals ---------------------------------------------------------------------------
+    def _lock(self, handle: str) -> asyncio.Lock:
+        lock = self._locks.get(handle)
+        if lock is None:
+            lock = self._locks[handle] = asyncio.Lock()
+        return lock
+
+    def _max_idle(self, max_idle: int | None) -> int:
+        if max_idle is None:
+            return self.settings.max_idle_default_s
+        cap = self.settings.max_idle_cap_s
+        if isinstance(max_idle, bool) or not isinstance(max_idle, int) or not 1 <= max_idle <= cap:
+            raise InvalidRequest(
+                f"max_idle must be between 1 and {cap} seconds (PGPAGER_MAX_IDLE_CAP_S)",
+                field="max_idle",
+            )
+        return max_idle
+
+    async def _session(self, handle: str, api_key_id: str | None) -> Session:
+        session = await sessions.get(self.pool, handle)
+        # A handle belongs to the key that opened it; to any other key it does not exist.
+        if session is None or (session.api_key_id is not None and session.api_key_id != api_key_id):
+            raise HandleNotFound(f"no resumable query with handle {handle!r}")
+        return session
+
+    @staticmethod
+    def _check_open(session: Session) -> None:
+        if session.state in ("stopped", "expired"):
+            raise HandleClosed(
+                f"this handle is {session.state}: {session.state_reason}",
+                state=session.state,
+                reason=session.state_reason,
+            )
+
+    async def _close(self, handle: str, state: str, reason: str) -> None:
+        closed = await sessions.close(self.pool, handle, state, reason)
+        await self.drop_local([handle])
+        if closed is not None:
+            metrics.handle_events.labels(state).inc()
+            log.info("handle %s %s: %s", handle[:8], state, reason)
+
+    async def _restrictive(self, c: Collection, namespace: str, where: Any) -> bool:
+        """Does the filter (and namespace) match few enough rows for an exact plan?"""
+        cutoff = self.settings.flat_search_cutoff
+        n = await count_matching(self.pool, c, namespace, where, cutoff + 1)
+        return n <= cutoff
+
+    def _params(self, session: Session) -> tuple[dict[str, Any], Include, Any]:
+        q = session.query
+        where = compile_filter(q.get("filter"))
+        inc = q.get("include", {})
+        include = Include(bool(inc.get("vectors")), bool(inc.get("metadata")),
+                          bool(inc.get("data")))
+        params = {
+            "q": np.asarray(q["vector"], dtype=np.float32),
+            "namespace": session.namespace,
+            "session_id": session.id,
+            **where.params,
+        }
+        return params, include, where
+
+    async def _declare(
+        self, session: Session, phase: str, c: Collection, *, rehydrate: bool
+    ) -> LiveCursor:
+        params, include, where = self._params(session)
+        # A fresh index cursor has nothing to skip; every other cursor skips what the handle
+        # already delivered (cheap: a primary-key probe per row).
+        exclude = rehydrate or phase == "exact"
+        query = nearest(c, include=include, where=where, exact=phase == "exact",
+                        exclude_session=exclude)
+        host = self.hosts.pick()
+        name = await host.declare(query, params)
+        live = LiveCursor(host=host, name=name, generation=host.generation, phase=phase,
+                          collection=c)
+        self.live[session.id] = live
+        metrics.handles_active.set(len(self.live))
+        if rehydrate:
+            metrics.handle_events.labels("rehydrated").inc()
+            log.info(
+                "handle %s rehydrated on host %d at position %d (%s phase)",
+                session.id[:8], host.index, session.position, phase,
+            )
+        return live
+
+    async def _live(self, session: Session, c: Collection | None) -> LiveCursor:
+        live = self.live.get(session.id)
+        if live is not None and live.valid and live.phase == session.phase:
+            return live
+        if live is not None:
+            await self.drop_local([session.id])
+        if c is None:
+            async with self.pool.connection() as conn:
+                c = await collections.get(conn, session.collection)
+        # A handle that has never delivered anything and has no cursor is a fresh start.
+        return await self._declare(session, session.phase, c, rehydrate=session.position > 0)
+
+    async def _next(self, session: Session, k: int, c: Collection | None) -> Page:
+        live = await self._live(session, c)
+        metric = live.collection.metric
+        out: list[Hit] = []
+        position = session.position
+        state = "active"
+        retried = False
+        while len(out) < k and state == "active":
+            need = k - len(out)
+            try:
+                batch, ended = await self._read(live, need, metric)
+            except CursorLost:
+                if retried:
+                    raise
+                retried = True
+                session = await self._session(session.id, session.api_key_id)
+                live = await self._declare(session, live.phase, live.collection, rehydrate=True)
+                continue
+            if ended and live.phase == "index":
+                # The HNSW scan is over; what it missed comes from the exact phase.
+                await self.drop_local([session.id])
+                live = await self._declare(session, "exact", live.collection, rehydrate=False)
+                await self._save_phase(session, "exact", live)
+                continue
+            if ended:
+                state = "exhausted"
+            new_position, fresh = await sessions.record_delivery(
+                self.pool,
+                session.id,
+                [h.id for h in batch],
+                phase=live.phase,
+                state=state,
+                state_reason="every matching row was delivered" if state == "exhausted" else None,
+                owner_instance=self.settings.instance_id,
+                owner_pid=live.host.backend_pid,
+                cursor_name=live.name,
+            )
+            if new_position is None:
+                # Closed while we read (stopped from the CLI, expired by a sweeper).
+                await self.drop_local([session.id])
+                session = await self._session(session.id, session.api_key_id)
+                self._check_open(session)
+                raise HandleClosed("this handle was closed", state=session.state)
+            position = new_position
+            out.extend(h for h in batch if h.id in fresh)
+        if state == "exhausted":
+            await self.drop_local([session.id])
+            metrics.handle_events.labels("exhausted").inc()
+        return Page(session.id, out, state, position)
+
+    async def _save_phase(self, session: Session, phase: str, live: LiveCursor) -> None:
+        await sessions.record_delivery(
+            self.pool, session.id, [], phase=phase, state="active", state_reason=None,
+            owner_instance=self.settings.instance_id, owner_pid=live.host.backend_pid,
+            cursor_name=live.name,
+        )
+
+    async def _read(self, live: LiveCursor, need: int, metric: str) -> tuple[list[Hit], bool]:
+        """Up to ``need`` rows in distance order, and whether the cursor has ended."""
+        if live.phase == "exact":
+            rows = await live.host.fetch(live.name, need)
+            return [hit(metric, r) for r in rows], len(rows) < need
+        want = need + WINDOW - len(live.buffer)
+        ended = False
+        if want > 0:
+            rows = await live.host.fetch(live.name, want)
+            live.buffer.extend(hit(metric, r) for r in rows)
+            ended = len(rows) < want
+        if ended:
+            # Buffered rows are not delivered yet: the exact phase will return them in order.
+            live.buffer.clear()
+            return [], True
+        live.buffer.sort(key=lambda h: (h.distance, h.id))
+        batch, live.buffer = live.buffer[:need], live.buffer[need:]
+        return batch, False

@@ -1,0 +1,193 @@
+"""The sessions table (``pgpager.query_sessions``): one row per resumable-query handle."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from pgpager.store.queries import query
+
+CHANNEL = "pgpager_handles"
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    collection: str
+    namespace: str
+    query: dict[str, Any]
+    position: int
+    phase: str
+    state: str
+    state_reason: str | None
+    created_at: dt.datetime
+    last_used_at: dt.datetime
+    max_idle_s: int
+    max_lifetime_s: int
+    owner_instance: str | None
+    owner_pid: int | None
+    cursor_name: str | None
+    api_key_id: str | None
+    closed_at: dt.datetime | None
+    now: dt.datetime
+
+    @property
+    def idle_s(self) -> float:
+        return max(0.0, (self.now - self.last_used_at).total_seconds())
+
+    @property
+    def age_s(self) -> float:
+        return max(0.0, (self.now - self.created_at).total_seconds())
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        return min(
+            self.last_used_at + dt.timedelta(seconds=self.max_idle_s),
+            self.created_at + dt.timedelta(seconds=self.max_lifetime_s),
+        )
+
+    @property
+    def overdue_reason(self) -> str | None:
+        """Why an active handle should already be expired, if it should."""
+        if self.age_s > self.max_lifetime_s:
+            return f"reached the maximum lifetime of {self.max_lifetime_s} s"
+        if self.idle_s > self.max_idle_s:
+            return f"idle for more than {self.max_idle_s} s"
+        return None
+
+
+@dataclass(frozen=True)
+class Closed:
+    id: str
+    owner_instance: str | None
+    cursor_name: str | None
+    reason: str | None = None
+
+
+async def count_active(pool: AsyncConnectionPool) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("sessions", "count_active"))
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def insert(pool: AsyncConnectionPool, **values: Any) -> None:
+    values["query"] = Jsonb(values["query"])
+    async with pool.connection() as conn:
+        await conn.execute(query("sessions", "insert_session"), values)
+
+
+async def get(pool: AsyncConnectionPool, handle: str) -> Session | None:
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query("sessions", "get_session"), {"id": handle})
+        row = await cur.fetchone()
+    return Session(**row) if row else None
+
+
+async def list_sessions(
+    pool: AsyncConnectionPool,
+    *,
+    collection: str | None = None,
+    state: str | None = None,
+    owner: str | None = None,
+    idle_over_s: float | None = None,
+    limit: int = 1000,
+) -> list[Session]:
+    params = {
+        "collection": collection,
+        "state": state,
+        "owner": owner,
+        "idle_over_s": idle_over_s,
+        "limit": limit,
+    }
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query("sessions", "list_sessions"), params)
+        return [Session(**r) for r in await cur.fetchall()]
+
+
+async def record_delivery(
+    pool: AsyncConnectionPool,
+    handle: str,
+    ids: list[str],
+    *,
+    phase: str,
+    state: str,
+    state_reason: str | None,
+    owner_instance: str | None,
+    owner_pid: int | None,
+    cursor_name: str | None,
+) -> tuple[int | None, set[str]]:
+    """Record ids as delivered; returns (new position or None if no longer active, new ids)."""
+    params = {
+        "id": handle,
+        "ids": ids,
+        "phase": phase,
+        "state": state,
+        "state_reason": state_reason,
+        "owner_instance": owner_instance,
+        "owner_pid": owner_pid,
+        "cursor_name": cursor_name,
+    }
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("sessions", "record_delivery"), params)
+        row = await cur.fetchone()
+        if state != "active":
+            await conn.execute(query("sessions", "forget_delivered"), {"id": handle})
+    assert row is not None
+    return row[0], set(row[1])
+
+
+async def close(pool: AsyncConnectionPool, handle: str, state: str, reason: str) -> Closed | None:
+    """Mark an active handle closed and tell every instance (NOTIFY) to drop its cursor."""
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            cur = await conn.execute(
+                query("sessions", "close_session"), {"id": handle, "state": state, "reason": reason}
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            await conn.execute(query("sessions", "forget_delivered"), {"id": handle})
+            await conn.execute(query("sessions", "notify_closed"), {"payload": handle})
+    return Closed(id=row[0], owner_instance=row[1], cursor_name=row[2], reason=reason)
+
+
+async def expire_idle(pool: AsyncConnectionPool, limit: int, *, dry_run: bool = False) -> list[Closed]:
+    name = "preview_expire_idle" if dry_run else "expire_idle"
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            cur = await conn.execute(query("sessions", name), {"limit": limit})
+            rows = await cur.fetchall()
+            if not dry_run:
+                for r in rows:
+                    await conn.execute(query("sessions", "notify_closed"), {"payload": r[0]})
+    return [Closed(id=r[0], owner_instance=r[1], cursor_name=r[2], reason=r[3]) for r in rows]
+
+
+async def reclaim_orphans(pool: AsyncConnectionPool, limit: int) -> list[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("sessions", "reclaim_orphans"), {"limit": limit})
+        return [r[0] for r in await cur.fetchall()]
+
+
+async def purge(pool: AsyncConnectionPool, limit: int, retention_s: int) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("sessions", "purge_closed_rows"), {"limit": limit})
+        n = cur.rowcount
+        cur = await conn.execute(
+            query("sessions", "purge_old_sessions"), {"limit": limit, "retention_s": retention_s}
+        )
+        return n + cur.rowcount
+
+
+async def closed_among(pool: AsyncConnectionPool, ids: list[str], me: str) -> list[str]:
+    if not ids:
+        return []
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("sessions", "closed_among"), {"ids": ids, "me": me})
+        return [r[0] for r in await cur.fetchall()]

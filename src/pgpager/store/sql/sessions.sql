@@ -1,0 +1,145 @@
+-- name: count_active
+SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active'
+
+-- name: insert_session
+INSERT INTO pgpager.query_sessions
+    (id, collection, namespace, query, phase, max_idle_s, max_lifetime_s, owner_instance,
+     api_key_id)
+VALUES
+    (%(id)s, %(collection)s, %(namespace)s, %(query)s, %(phase)s, %(max_idle_s)s,
+     %(max_lifetime_s)s, %(owner_instance)s, %(api_key_id)s)
+
+-- name: get_session
+SELECT id, collection, namespace, query, position, phase, state, state_reason, created_at,
+       last_used_at, max_idle_s, max_lifetime_s, owner_instance, owner_pid, cursor_name,
+       api_key_id, closed_at, now() AS now
+FROM pgpager.query_sessions
+WHERE id = %(id)s
+
+-- name: list_sessions
+SELECT id, collection, namespace, query, position, phase, state, state_reason, created_at,
+       last_used_at, max_idle_s, max_lifetime_s, owner_instance, owner_pid, cursor_name,
+       api_key_id, closed_at, now() AS now
+FROM pgpager.query_sessions
+WHERE (%(collection)s::text IS NULL OR collection = %(collection)s)
+  AND (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(owner)s::text IS NULL OR owner_instance = %(owner)s)
+  AND (%(idle_over_s)s::float8 IS NULL
+       OR last_used_at < now() - make_interval(secs => %(idle_over_s)s))
+ORDER BY created_at DESC
+LIMIT %(limit)s
+
+-- name: record_delivery
+-- Delivered ids go into query_session_rows; its primary key makes a second delivery of the
+-- same id by the same handle impossible, whatever happens to cursors or instances.
+WITH ins AS (
+    INSERT INTO pgpager.query_session_rows (session_id, row_id)
+    SELECT %(id)s, r FROM unnest(%(ids)s::text[]) AS r
+    ON CONFLICT DO NOTHING
+    RETURNING row_id
+), upd AS (
+    UPDATE pgpager.query_sessions
+    SET position = position + (SELECT count(*) FROM ins),
+        last_used_at = now(),
+        phase = %(phase)s,
+        state = %(state)s,
+        state_reason = %(state_reason)s,
+        closed_at = CASE WHEN %(state)s = 'active' THEN NULL ELSE now() END,
+        owner_instance = %(owner_instance)s,
+        owner_pid = %(owner_pid)s,
+        cursor_name = %(cursor_name)s
+    WHERE id = %(id)s AND state = 'active'
+    RETURNING position
+)
+SELECT (SELECT position FROM upd) AS position, array(SELECT row_id FROM ins) AS delivered
+
+-- name: touch
+UPDATE pgpager.query_sessions SET last_used_at = now() WHERE id = %(id)s AND state = 'active'
+
+-- name: close_session
+-- Ends a handle (stopped, expired or exhausted); returns the owner so its cursor gets closed.
+UPDATE pgpager.query_sessions
+SET state = %(state)s, state_reason = %(reason)s, closed_at = now()
+WHERE id = %(id)s AND state = 'active'
+RETURNING id, owner_instance, cursor_name
+
+-- name: notify_closed
+SELECT pg_notify('pgpager_handles', %(payload)s)
+
+-- name: forget_delivered
+DELETE FROM pgpager.query_session_rows WHERE session_id = %(id)s
+
+-- name: expire_idle
+-- One sweeper step: handles idle past max_idle or older than their lifetime, a bounded batch.
+WITH due AS (
+    SELECT id,
+           CASE WHEN created_at + make_interval(secs => max_lifetime_s) < now()
+                THEN format('reached the maximum lifetime of %%s s', max_lifetime_s)
+                ELSE format('idle for more than %%s s', max_idle_s)
+           END AS reason
+    FROM pgpager.query_sessions
+    WHERE state = 'active'
+      AND (last_used_at + make_interval(secs => max_idle_s) < now()
+           OR created_at + make_interval(secs => max_lifetime_s) < now())
+    ORDER BY last_used_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE pgpager.query_sessions s
+SET state = 'expired', state_reason = due.reason, closed_at = now()
+FROM due
+WHERE s.id = due.id
+RETURNING s.id, s.owner_instance, s.cursor_name, s.state_reason
+
+-- name: preview_expire_idle
+SELECT id, owner_instance, cursor_name,
+       CASE WHEN created_at + make_interval(secs => max_lifetime_s) < now()
+            THEN format('reached the maximum lifetime of %%s s', max_lifetime_s)
+            ELSE format('idle for more than %%s s', max_idle_s)
+       END AS state_reason
+FROM pgpager.query_sessions
+WHERE state = 'active'
+  AND (last_used_at + make_interval(secs => max_idle_s) < now()
+       OR created_at + make_interval(secs => max_lifetime_s) < now())
+ORDER BY last_used_at
+LIMIT %(limit)s
+
+-- name: reclaim_orphans
+-- Active handles whose cursor's backend is gone: the cursor died with it. Clearing the owner
+-- lets any instance rehydrate the handle on its next request.
+UPDATE pgpager.query_sessions
+SET owner_instance = NULL, owner_pid = NULL, cursor_name = NULL
+WHERE id IN (
+    SELECT id FROM pgpager.query_sessions q
+    WHERE state = 'active' AND owner_pid IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = q.owner_pid)
+    LIMIT %(limit)s
+)
+RETURNING id
+
+-- name: purge_closed_rows
+-- Delivered-id lists of closed handles are no longer needed.
+DELETE FROM pgpager.query_session_rows
+WHERE session_id IN (
+    SELECT q.id FROM pgpager.query_sessions q
+    WHERE q.state <> 'active'
+      AND EXISTS (SELECT 1 FROM pgpager.query_session_rows r WHERE r.session_id = q.id)
+    LIMIT %(limit)s
+)
+
+-- name: purge_old_sessions
+-- Closed handles are kept a while so that late calls get 410 with the reason, then deleted.
+DELETE FROM pgpager.query_sessions
+WHERE id IN (
+    SELECT id FROM pgpager.query_sessions
+    WHERE state <> 'active' AND closed_at < now() - make_interval(secs => %(retention_s)s)
+    LIMIT %(limit)s
+)
+
+-- name: closed_among
+-- Of this instance's cached cursors, those whose handle is closed, gone, or owned elsewhere now.
+SELECT i FROM unnest(%(ids)s::text[]) AS i
+WHERE NOT EXISTS (
+    SELECT 1 FROM pgpager.query_sessions s
+    WHERE s.id = i AND s.state = 'active' AND s.owner_instance IS NOT DISTINCT FROM %(me)s
+)

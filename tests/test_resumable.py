@@ -1,0 +1,289 @@
+"""Resumable queries: handles on server-side cursors, completeness, order, limits, ownership."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from pgpager.sweeper import sweep_once
+from tests.helpers import clustered, exact_order, load
+
+Client = AsyncTestClient[Any]
+
+
+async def create(client: Client, name: str, dim: int, metric: str = "cosine") -> None:
+    r = await client.post("/v1/collections", json={"name": name, "dimension": dim, "metric": metric})
+    assert r.status_code == 201, r.text
+
+
+async def start(client: Client, name: str, vector: list[float], **body: Any) -> Any:
+    return await client.post(
+        f"/v1/collections/{name}/resumable-queries", json={"vector": vector, **body}
+    )
+
+
+async def drain(client: Client, handle: str, k: int) -> tuple[list[dict[str, Any]], int]:
+    """Call next until exhausted; returns all results and the number of calls."""
+    out: list[dict[str, Any]] = []
+    calls = 0
+    while True:
+        r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": k})
+        assert r.status_code == 200, r.text
+        calls += 1
+        body = r.json()
+        out.extend(body["results"])
+        if body["state"] == "exhausted":
+            r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": k})
+            assert r.json()["results"] == [] and r.json()["state"] == "exhausted"
+            return out, calls
+        assert len(body["results"]) == k, "an active handle returns full batches"
+
+
+async def test_start_next_stop(client: Client, collection: str) -> None:
+    await client.post(
+        f"/v1/collections/{collection}/vectors",
+        json={"vectors": [
+            {"id": "a", "vector": [1, 0, 0], "metadata": {"n": 1}, "data": "A"},
+            {"id": "b", "vector": [1, 0.1, 0], "metadata": {"n": 2}},
+            {"id": "c", "vector": [0, 1, 0], "metadata": {"n": 3}},
+            {"id": "d", "vector": [0, 0, 1], "metadata": {"n": 4}},
+        ]},
+    )
+    r = await start(client, collection, [1, 0, 0], top_k=2, include_metadata=True, include_data=True)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert [x["id"] for x in body["results"]] == ["a", "b"]
+    first = body["results"][0]
+    assert first["metadata"] == {"n": 1} and first["data"] == "A" and "vector" not in first
+    assert first["score"] == pytest.approx(1.0) and first["distance"] == pytest.approx(0.0)
+    handle = body["handle"]
+    assert len(handle) >= 32
+
+    r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
+    assert [x["id"] for x in r.json()["results"]] == ["c"]
+    assert r.json()["results"][0]["metadata"] == {"n": 3}, "include flags hold for the handle"
+
+    status = (await client.get(f"/v1/resumable-queries/{handle}")).json()
+    assert status["state"] == "active" and status["position"] == 3
+    assert status["max_idle"] == 3600 and status["idle_seconds"] >= 0
+
+    r = await client.delete(f"/v1/resumable-queries/{handle}")
+    assert r.status_code == 200 and r.json()["state"] == "stopped"
+    r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
+    assert r.status_code == 410
+    assert "stopped" in r.json()["error"]["message"]
+
+    r = await client.post("/v1/resumable-queries/nope/next", json={"additional_k": 1})
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot_product"])
+async def test_iterates_everything_exactly_once(
+    make_client: Any, collection_name: str, pg_url: str, metric: str
+) -> None:
+    """ef_search 10 and a tight iterative-scan bound: the exact phase must deliver the rest."""
+    n, dim = 3000, 16
+    data = clustered(n, dim, seed=3)
+    async with make_client(hnsw_ef_search=10) as client:
+        await create(client, collection_name, dim, metric)
+        ids = load(pg_url, collection_name, data)
+        q = data[5] + 0.01
+        r = await start(client, collection_name, q.tolist(), top_k=100)
+        body = r.json()
+        results = body["results"]
+        more, _ = await drain(client, body["handle"], 250)
+        results += more
+    got = [x["id"] for x in results]
+    assert len(got) == len(set(got)) == n
+    assert set(got) == set(ids)
+    status_ok = [x["distance"] for x in results]
+    for i in range(0, n, 100):
+        batch = status_ok[i : i + 100]
+        assert batch == sorted(batch), "non-decreasing distance within a batch"
+    op = {"cosine": "<=>", "euclidean": "<->", "dot_product": "<#>"}[metric]
+    truth = exact_order(pg_url, collection_name, q, op)
+    recall = len(set(got[:1000]) & set(truth[:1000])) / 1000
+    assert recall >= 0.9, recall
+
+
+async def test_selective_filter_and_namespace(client: Client, collection_name: str, pg_url: str) -> None:
+    n, dim = 4000, 8
+    data = clustered(n, dim, seed=11)
+    await create(client, collection_name, dim)
+    meta = [{"group": "rare" if i % 200 == 0 else "common", "i": i} for i in range(n)]
+    load(pg_url, collection_name, data, metadata=meta)
+    load(pg_url, collection_name, data[:50], namespace="other", id_prefix="o")
+    r = await start(client, collection_name, data[1].tolist(), top_k=7, filter="group = 'rare'",
+                    include_metadata=True)
+    body = r.json()
+    rest, _ = await drain(client, body["handle"], 7)
+    got = body["results"] + rest
+    assert sorted(x["metadata"]["i"] for x in got) == list(range(0, n, 200))
+    assert [x["distance"] for x in got] == sorted(x["distance"] for x in got)
+
+    r = await start(client, collection_name, data[1].tolist(), top_k=20, namespace="other")
+    body = r.json()
+    rest, _ = await drain(client, body["handle"], 20)
+    assert sorted(x["id"] for x in body["results"] + rest) == sorted(f"o{i}" for i in range(50))
+
+
+async def test_bad_input(client: Client, collection: str) -> None:
+    assert (await start(client, collection, [1, 0], top_k=2)).status_code == 422
+    assert (await start(client, collection, [1, 0, 0], top_k=0)).status_code == 422
+    assert (await start(client, collection, [1, 0, 0], filter="a ==")).status_code == 422
+    assert (await start(client, collection, [1, 0, 0], max_idle=10**9)).status_code == 422
+    assert (await start(client, "no_such", [1, 0, 0])).status_code == 404
+    r = await start(client, collection, [1, 0, 0])
+    handle = r.json()["handle"]
+    r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 0})
+    assert r.status_code == 422
+
+
+async def test_cap_on_active_handles(make_client: Any, fresh_db_url: str, collection_name: str) -> None:
+    async with make_client(url=fresh_db_url, max_active_handles=3) as client:
+        await create(client, collection_name, 3)
+        await client.post(f"/v1/collections/{collection_name}/vectors",
+                          json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]})
+        handles = [(await start(client, collection_name, [1, 0, 0], top_k=1)).json()["handle"]
+                   for _ in range(3)]
+        r = await start(client, collection_name, [1, 0, 0], top_k=1)
+        assert r.status_code == 429
+        assert "PGPAGER_MAX_ACTIVE_HANDLES" in r.json()["error"]["message"]
+        assert "3" in r.json()["error"]["message"]
+        await client.delete(f"/v1/resumable-queries/{handles[0]}")
+        assert (await start(client, collection_name, [1, 0, 0], top_k=1)).status_code == 201
+
+
+async def test_handle_belongs_to_its_key(make_client: Any, collection_name: str) -> None:
+    keys = "alice-token-1:read+write,bob-token-11:read+write"
+    alice = {"Authorization": "Bearer alice-token-1"}
+    bob = {"Authorization": "Bearer bob-token-11"}
+    async with make_client(api_keys=keys) as client:
+        await client.post("/v1/collections", json={"name": collection_name, "dimension": 3}, headers=alice)
+        await client.post(f"/v1/collections/{collection_name}/vectors", headers=alice,
+                          json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]})
+        r = await client.post(f"/v1/collections/{collection_name}/resumable-queries",
+                              json={"vector": [1, 0, 0], "top_k": 1}, headers=alice)
+        handle = r.json()["handle"]
+        for method, path, body in [
+            ("post", f"/v1/resumable-queries/{handle}/next", {"additional_k": 1}),
+            ("get", f"/v1/resumable-queries/{handle}", None),
+            ("delete", f"/v1/resumable-queries/{handle}", None),
+        ]:
+            kwargs: dict[str, Any] = {"headers": bob}
+            if body is not None:
+                kwargs["json"] = body
+            r = await getattr(client, method)(path, **kwargs)
+            assert r.status_code == 404, (method, r.status_code)
+        r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1}, headers=alice)
+        assert r.status_code == 200 and len(r.json()["results"]) == 1
+
+
+async def test_concurrent_next_never_duplicates(client: Client, collection_name: str, pg_url: str) -> None:
+    n = 600
+    await create(client, collection_name, 8)
+    load(pg_url, collection_name, clustered(n, 8, seed=5))
+    r = await start(client, collection_name, [1.0] * 8, top_k=1)
+    handle = r.json()["handle"]
+
+    async def one() -> list[str]:
+        r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 20})
+        assert r.status_code == 200
+        return [x["id"] for x in r.json()["results"]]
+
+    batches = await asyncio.gather(*(one() for _ in range(25)))
+    got = [i for b in batches for i in b] + [x["id"] for x in r.json()["results"]]
+    assert len(got) == len(set(got)) == 501
+
+
+async def test_sweeper_expires_idle_handles(
+    make_client: Any, collection: str, client: Client, pg_url: str
+) -> None:
+    await client.post(f"/v1/collections/{collection}/vectors",
+                      json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]})
+    r = await start(client, collection, [1, 0, 0], top_k=1, max_idle=1)
+    handle = r.json()["handle"]
+    keep = (await start(client, collection, [1, 0, 0], top_k=1)).json()["handle"]
+    ctx = client.app.state.ctx
+    assert handle in ctx.resumable.live
+
+    dry = await sweep_once(ctx.pool, ctx.settings, resumable=ctx.resumable, dry_run=True)
+    assert handle not in [c.id for c in dry.expired]
+    deadline = time.monotonic() + 10
+    while True:
+        dry = await sweep_once(ctx.pool, ctx.settings, resumable=ctx.resumable, dry_run=True)
+        if handle in [c.id for c in dry.expired]:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    status = (await client.get(f"/v1/resumable-queries/{handle}")).json()
+    assert status["state"] == "active", "a dry run changes nothing"
+
+    report = await sweep_once(ctx.pool, ctx.settings, resumable=ctx.resumable)
+    assert handle in [c.id for c in report.expired]
+    assert keep not in [c.id for c in report.expired]
+    status = (await client.get(f"/v1/resumable-queries/{handle}")).json()
+    assert status["state"] == "expired" and "idle" in status["state_reason"]
+    r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
+    assert r.status_code == 410 and "idle" in r.json()["error"]["message"]
+    assert handle not in ctx.resumable.live, "its cursor was closed"
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT count(*) FROM pgpager.query_session_rows WHERE session_id = %s", [handle]
+        ).fetchone()
+    assert rows == (0,)
+
+
+async def test_background_sweeper_with_tiny_interval(make_client: Any, collection_name: str) -> None:
+    async with make_client(sweep_interval_s=0.05) as client:
+        await create(client, collection_name, 3)
+        await client.post(f"/v1/collections/{collection_name}/vectors",
+                          json={"vectors": [{"id": "x", "vector": [1, 0, 0]}, {"id": "y", "vector": [0, 1, 0]}]})
+        handle = (await start(client, collection_name, [1, 0, 0], top_k=1, max_idle=1)).json()["handle"]
+        deadline = time.monotonic() + 15
+        while (await client.get(f"/v1/resumable-queries/{handle}")).json()["state"] != "expired":
+            assert time.monotonic() < deadline, "the sweeper did not expire the handle"
+            await asyncio.sleep(0.1)
+
+
+async def test_max_lifetime(make_client: Any, collection_name: str) -> None:
+    async with make_client(max_handle_lifetime_s=1) as client:
+        await create(client, collection_name, 3)
+        await client.post(f"/v1/collections/{collection_name}/vectors",
+                          json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(9)]})
+        handle = (await start(client, collection_name, [1, 0, 0], top_k=1)).json()["handle"]
+        deadline = time.monotonic() + 10
+        while True:
+            r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
+            if r.status_code == 410:
+                assert "lifetime" in r.json()["error"]["message"]
+                break
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+
+
+async def test_cursor_backend_terminated(client: Client, collection_name: str, pg_url: str) -> None:
+    n = 500
+    await create(client, collection_name, 8)
+    load(pg_url, collection_name, clustered(n, 8, seed=9))
+    handles = []
+    first: dict[str, list[str]] = {}
+    for s in range(3):
+        body = (await start(client, collection_name, clustered(1, 8, seed=100 + s)[0].tolist(), top_k=50)).json()
+        handles.append(body["handle"])
+        first[body["handle"]] = [x["id"] for x in body["results"]]
+    ctx = client.app.state.ctx
+    pids = {h.backend_pid for h in ctx.resumable.hosts.hosts if h.backend_pid}
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for pid in pids:
+            conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+    for h in handles:
+        rest, _ = await drain(client, h, 64)
+        got = first[h] + [x["id"] for x in rest]
+        assert len(got) == len(set(got)) == n, "no duplicate, no gap after the backend died"
