@@ -69,7 +69,9 @@ def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
             stmt = sql.SQL("{} TEMPLATE {}").format(stmt, sql.Identifier(template))
@@ -79,7 +81,9 @@ def create_database(admin_url: str, name: str, template: str | None = None) -> s
 
 def drop_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="session")
@@ -116,10 +120,12 @@ ClientFactory = Callable[..., Any]
 
 @pytest.fixture
 def make_client(pg_url: str, settings: Settings) -> ClientFactory:
-    """``async with make_client(url=..., **setting_overrides) as client`` runs the app in-process."""
+    """``async with make_client(url=..., **overrides) as client`` runs the app in-process."""
 
     @asynccontextmanager
-    async def factory(url: str | None = None, **overrides: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+    async def factory(
+        url: str | None = None, **overrides: Any
+    ) -> AsyncIterator[AsyncTestClient[Any]]:
         from pgpager.http.app import create_app
 
         app = create_app(settings.with_(**overrides), url or pg_url)

@@ -51,7 +51,7 @@ def exact_order(url: str, table: str, query: np.ndarray[Any, Any], op: str = "<=
     with psycopg.connect(url) as conn:
         register_vector(conn)
         rows = conn.execute(
-            f'SELECT id FROM pgpager_data."{table}" ORDER BY embedding {op} %s, id',  # noqa: S608
+            f'SELECT id FROM pgpager_data."{table}" ORDER BY embedding {op} %s, id',
             [query],
         ).fetchall()
     return [r[0] for r in rows]

@@ -26,7 +26,9 @@ async def test_scopes(make_client: Any, collection_name: str) -> None:
         assert r.status_code == 403
         assert "write" in r.json()["error"]["message"]
         assert (await client.post("/v1/collections", json=body, headers=writer)).status_code == 201
-        assert (await client.delete(f"/v1/collections/{collection_name}", headers=admin)).status_code == 204
+        assert (
+            await client.delete(f"/v1/collections/{collection_name}", headers=admin)
+        ).status_code == 204
 
         # /health stays open for load balancers.
         assert (await client.get("/health")).status_code == 200

@@ -56,7 +56,9 @@ async def test_create_list_info_drop(client: Client, collection_name: str, pg_ur
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "collection_not_found"
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT to_regclass(%s)", [f"pgpager_data.{collection_name}"]).fetchone() == (None,)
+        assert conn.execute(
+            "SELECT to_regclass(%s)", [f"pgpager_data.{collection_name}"]
+        ).fetchone() == (None,)
 
 
 async def test_duplicate_is_409(client: Client, collection: str) -> None:
@@ -81,7 +83,9 @@ async def test_duplicate_is_409(client: Client, collection: str) -> None:
         ({"name": "ok_name", "dimension": 3, "colour": "red"}, "colour"),
     ],
 )
-async def test_bad_collection_input_is_422(client: Client, body: dict[str, Any], needle: str) -> None:
+async def test_bad_collection_input_is_422(
+    client: Client, body: dict[str, Any], needle: str
+) -> None:
     r = await client.post("/v1/collections", json=body)
     assert r.status_code == 422, r.text
     err = r.json()["error"]

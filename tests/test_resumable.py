@@ -6,7 +6,6 @@ import asyncio
 import time
 from typing import Any
 
-import numpy as np
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
@@ -18,7 +17,9 @@ Client = AsyncTestClient[Any]
 
 
 async def create(client: Client, name: str, dim: int, metric: str = "cosine") -> None:
-    r = await client.post("/v1/collections", json={"name": name, "dimension": dim, "metric": metric})
+    r = await client.post(
+        "/v1/collections", json={"name": name, "dimension": dim, "metric": metric}
+    )
     assert r.status_code == 201, r.text
 
 
@@ -48,14 +49,18 @@ async def drain(client: Client, handle: str, k: int) -> tuple[list[dict[str, Any
 async def test_start_next_stop(client: Client, collection: str) -> None:
     await client.post(
         f"/v1/collections/{collection}/vectors",
-        json={"vectors": [
-            {"id": "a", "vector": [1, 0, 0], "metadata": {"n": 1}, "data": "A"},
-            {"id": "b", "vector": [1, 0.1, 0], "metadata": {"n": 2}},
-            {"id": "c", "vector": [0, 1, 0], "metadata": {"n": 3}},
-            {"id": "d", "vector": [0, 0, 1], "metadata": {"n": 4}},
-        ]},
+        json={
+            "vectors": [
+                {"id": "a", "vector": [1, 0, 0], "metadata": {"n": 1}, "data": "A"},
+                {"id": "b", "vector": [1, 0.1, 0], "metadata": {"n": 2}},
+                {"id": "c", "vector": [0, 1, 0], "metadata": {"n": 3}},
+                {"id": "d", "vector": [0, 0, 1], "metadata": {"n": 4}},
+            ]
+        },
     )
-    r = await start(client, collection, [1, 0, 0], top_k=2, include_metadata=True, include_data=True)
+    r = await start(
+        client, collection, [1, 0, 0], top_k=2, include_metadata=True, include_data=True
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert [x["id"] for x in body["results"]] == ["a", "b"]
@@ -112,15 +117,23 @@ async def test_iterates_everything_exactly_once(
     assert recall >= 0.9, recall
 
 
-async def test_selective_filter_and_namespace(client: Client, collection_name: str, pg_url: str) -> None:
+async def test_selective_filter_and_namespace(
+    client: Client, collection_name: str, pg_url: str
+) -> None:
     n, dim = 4000, 8
     data = clustered(n, dim, seed=11)
     await create(client, collection_name, dim)
     meta = [{"group": "rare" if i % 200 == 0 else "common", "i": i} for i in range(n)]
     load(pg_url, collection_name, data, metadata=meta)
     load(pg_url, collection_name, data[:50], namespace="other", id_prefix="o")
-    r = await start(client, collection_name, data[1].tolist(), top_k=7, filter="group = 'rare'",
-                    include_metadata=True)
+    r = await start(
+        client,
+        collection_name,
+        data[1].tolist(),
+        top_k=7,
+        filter="group = 'rare'",
+        include_metadata=True,
+    )
     body = r.json()
     rest, _ = await drain(client, body["handle"], 7)
     got = body["results"] + rest
@@ -145,13 +158,19 @@ async def test_bad_input(client: Client, collection: str) -> None:
     assert r.status_code == 422
 
 
-async def test_cap_on_active_handles(make_client: Any, fresh_db_url: str, collection_name: str) -> None:
+async def test_cap_on_active_handles(
+    make_client: Any, fresh_db_url: str, collection_name: str
+) -> None:
     async with make_client(url=fresh_db_url, max_active_handles=3) as client:
         await create(client, collection_name, 3)
-        await client.post(f"/v1/collections/{collection_name}/vectors",
-                          json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]})
-        handles = [(await start(client, collection_name, [1, 0, 0], top_k=1)).json()["handle"]
-                   for _ in range(3)]
+        await client.post(
+            f"/v1/collections/{collection_name}/vectors",
+            json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]},
+        )
+        handles = [
+            (await start(client, collection_name, [1, 0, 0], top_k=1)).json()["handle"]
+            for _ in range(3)
+        ]
         r = await start(client, collection_name, [1, 0, 0], top_k=1)
         assert r.status_code == 429
         assert "PGPAGER_MAX_ACTIVE_HANDLES" in r.json()["error"]["message"]
@@ -165,11 +184,19 @@ async def test_handle_belongs_to_its_key(make_client: Any, collection_name: str)
     alice = {"Authorization": "Bearer alice-token-1"}
     bob = {"Authorization": "Bearer bob-token-11"}
     async with make_client(api_keys=keys) as client:
-        await client.post("/v1/collections", json={"name": collection_name, "dimension": 3}, headers=alice)
-        await client.post(f"/v1/collections/{collection_name}/vectors", headers=alice,
-                          json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]})
-        r = await client.post(f"/v1/collections/{collection_name}/resumable-queries",
-                              json={"vector": [1, 0, 0], "top_k": 1}, headers=alice)
+        await client.post(
+            "/v1/collections", json={"name": collection_name, "dimension": 3}, headers=alice
+        )
+        await client.post(
+            f"/v1/collections/{collection_name}/vectors",
+            headers=alice,
+            json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]},
+        )
+        r = await client.post(
+            f"/v1/collections/{collection_name}/resumable-queries",
+            json={"vector": [1, 0, 0], "top_k": 1},
+            headers=alice,
+        )
         handle = r.json()["handle"]
         for method, path, body in [
             ("post", f"/v1/resumable-queries/{handle}/next", {"additional_k": 1}),
@@ -181,11 +208,15 @@ async def test_handle_belongs_to_its_key(make_client: Any, collection_name: str)
                 kwargs["json"] = body
             r = await getattr(client, method)(path, **kwargs)
             assert r.status_code == 404, (method, r.status_code)
-        r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1}, headers=alice)
+        r = await client.post(
+            f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1}, headers=alice
+        )
         assert r.status_code == 200 and len(r.json()["results"]) == 1
 
 
-async def test_concurrent_next_never_duplicates(client: Client, collection_name: str, pg_url: str) -> None:
+async def test_concurrent_next_never_duplicates(
+    client: Client, collection_name: str, pg_url: str
+) -> None:
     n = 600
     await create(client, collection_name, 8)
     load(pg_url, collection_name, clustered(n, 8, seed=5))
@@ -205,8 +236,10 @@ async def test_concurrent_next_never_duplicates(client: Client, collection_name:
 async def test_sweeper_expires_idle_handles(
     make_client: Any, collection: str, client: Client, pg_url: str
 ) -> None:
-    await client.post(f"/v1/collections/{collection}/vectors",
-                      json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]})
+    await client.post(
+        f"/v1/collections/{collection}/vectors",
+        json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]},
+    )
     r = await start(client, collection, [1, 0, 0], top_k=1, max_idle=1)
     handle = r.json()["handle"]
     keep = (await start(client, collection, [1, 0, 0], top_k=1)).json()["handle"]
@@ -240,12 +273,18 @@ async def test_sweeper_expires_idle_handles(
     assert rows == (0,)
 
 
-async def test_background_sweeper_with_tiny_interval(make_client: Any, collection_name: str) -> None:
+async def test_background_sweeper_with_tiny_interval(
+    make_client: Any, collection_name: str
+) -> None:
     async with make_client(sweep_interval_s=0.05) as client:
         await create(client, collection_name, 3)
-        await client.post(f"/v1/collections/{collection_name}/vectors",
-                          json={"vectors": [{"id": "x", "vector": [1, 0, 0]}, {"id": "y", "vector": [0, 1, 0]}]})
-        handle = (await start(client, collection_name, [1, 0, 0], top_k=1, max_idle=1)).json()["handle"]
+        await client.post(
+            f"/v1/collections/{collection_name}/vectors",
+            json={"vectors": [{"id": "x", "vector": [1, 0, 0]}, {"id": "y", "vector": [0, 1, 0]}]},
+        )
+        handle = (await start(client, collection_name, [1, 0, 0], top_k=1, max_idle=1)).json()[
+            "handle"
+        ]
         deadline = time.monotonic() + 15
         while (await client.get(f"/v1/resumable-queries/{handle}")).json()["state"] != "expired":
             assert time.monotonic() < deadline, "the sweeper did not expire the handle"
@@ -255,8 +294,10 @@ async def test_background_sweeper_with_tiny_interval(make_client: Any, collectio
 async def test_max_lifetime(make_client: Any, collection_name: str) -> None:
     async with make_client(max_handle_lifetime_s=1) as client:
         await create(client, collection_name, 3)
-        await client.post(f"/v1/collections/{collection_name}/vectors",
-                          json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(9)]})
+        await client.post(
+            f"/v1/collections/{collection_name}/vectors",
+            json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(9)]},
+        )
         handle = (await start(client, collection_name, [1, 0, 0], top_k=1)).json()["handle"]
         deadline = time.monotonic() + 10
         while True:
@@ -275,7 +316,11 @@ async def test_cursor_backend_terminated(client: Client, collection_name: str, p
     handles = []
     first: dict[str, list[str]] = {}
     for s in range(3):
-        body = (await start(client, collection_name, clustered(1, 8, seed=100 + s)[0].tolist(), top_k=50)).json()
+        body = (
+            await start(
+                client, collection_name, clustered(1, 8, seed=100 + s)[0].tolist(), top_k=50
+            )
+        ).json()
         handles.append(body["handle"])
         first[body["handle"]] = [x["id"] for x in body["results"]]
     ctx = client.app.state.ctx

@@ -48,8 +48,11 @@ def test_serve_embedded_lock_and_clean_stop(tmp_path: Path) -> None:
         assert r.status_code == 201
 
         second = subprocess.run(
-            [*PGPAGER, "serve"], env={**e, "PGPAGER_PORT": str(free_port())},
-            capture_output=True, text=True, timeout=60,
+            [*PGPAGER, "serve"],
+            env={**e, "PGPAGER_PORT": str(free_port())},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert second.returncode == 1
         assert "already serving" in second.stderr
@@ -74,7 +77,11 @@ def test_serve_embedded_lock_and_clean_stop(tmp_path: Path) -> None:
 
 def test_non_loopback_without_keys_is_refused() -> None:
     r = subprocess.run(
-        [*PGPAGER, "serve", "--host", "0.0.0.0"], env=env(), capture_output=True, text=True, timeout=60
+        [*PGPAGER, "serve", "--host", "0.0.0.0"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 1
     assert "PGPAGER_API_KEYS" in r.stderr
@@ -84,9 +91,12 @@ def test_non_loopback_without_keys_is_refused() -> None:
 @pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:1/none"])
 def test_unreachable_database_is_one_line(url: str) -> None:
     r = subprocess.run(
-        [*PGPAGER, "serve"], env=env(PGPAGER_DATABASE_URL=url), capture_output=True, text=True, timeout=60
+        [*PGPAGER, "serve"],
+        env=env(PGPAGER_DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 1
     assert r.stderr.startswith("pgpager: error: cannot connect to PostgreSQL")
     assert "Traceback" not in r.stderr
-

@@ -58,4 +58,11 @@ async def test_catalogue_row_describes_the_table(
             [collection],
         ).fetchall()
     assert row == (3, "cosine", collection)
-    assert [c[0] for c in cols] == ["id", "namespace", "embedding", "metadata", "data", "updated_at"]
+    assert [c[0] for c in cols] == [
+        "id",
+        "namespace",
+        "embedding",
+        "metadata",
+        "data",
+        "updated_at",
+    ]

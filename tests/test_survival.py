@@ -26,8 +26,9 @@ def test_restart_continues_every_handle(
     server = server_factory(fresh_db_url)
     server.start()
     with httpx.Client(timeout=60) as http:
-        r = http.post(f"{server.url}/v1/collections",
-                      json={"name": collection_name, "dimension": dim})
+        r = http.post(
+            f"{server.url}/v1/collections", json={"name": collection_name, "dimension": dim}
+        )
         assert r.status_code == 201
         load(fresh_db_url, collection_name, clustered(n, dim, seed=21))
         delivered: dict[str, list[str]] = {}
@@ -36,12 +37,16 @@ def test_restart_continues_every_handle(
             body: dict[str, Any] = {"vector": q.tolist(), "top_k": 30}
             if i == 3:
                 body["filter"] = "HAS NOT FIELD anything"  # a filter that matches every row
-            r = http.post(f"{server.url}/v1/collections/{collection_name}/resumable-queries", json=body)
+            r = http.post(
+                f"{server.url}/v1/collections/{collection_name}/resumable-queries", json=body
+            )
             h = r.json()["handle"]
             delivered[h] = [x["id"] for x in r.json()["results"]]
             # Go some pages deep so position matters.
             for _ in range(i * 3):
-                r = http.post(f"{server.url}/v1/resumable-queries/{h}/next", json={"additional_k": 40})
+                r = http.post(
+                    f"{server.url}/v1/resumable-queries/{h}/next", json={"additional_k": 40}
+                )
                 delivered[h] += [x["id"] for x in r.json()["results"]]
 
         server.kill()  # SIGKILL: no clean shutdown, cursors die with the connections
@@ -62,10 +67,14 @@ def test_metrics_report_handles(server_factory: Any, pg_url: str, collection_nam
     server.start()
     with httpx.Client(timeout=30) as http:
         http.post(f"{server.url}/v1/collections", json={"name": collection_name, "dimension": 3})
-        http.post(f"{server.url}/v1/collections/{collection_name}/vectors",
-                  json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]})
-        h = http.post(f"{server.url}/v1/collections/{collection_name}/resumable-queries",
-                      json={"vector": [1, 0, 0], "top_k": 1}).json()["handle"]
+        http.post(
+            f"{server.url}/v1/collections/{collection_name}/vectors",
+            json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(5)]},
+        )
+        h = http.post(
+            f"{server.url}/v1/collections/{collection_name}/resumable-queries",
+            json={"vector": [1, 0, 0], "top_k": 1},
+        ).json()["handle"]
         http.post(f"{server.url}/v1/resumable-queries/{h}/next", json={"additional_k": 1})
         text = http.get(f"{server.url}/metrics").text
         assert "pgpager_handles_active 1.0" in text

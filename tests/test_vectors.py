@@ -30,11 +30,18 @@ async def test_upsert_fetch_get(client: Client, collection: str) -> None:
     assert r.status_code == 200, r.text
     assert r.json() == {"upserted": 2}
 
-    r = await client.post(f"/v1/collections/{collection}/vectors/fetch", json={"ids": ["b", "zz", "a"]})
+    r = await client.post(
+        f"/v1/collections/{collection}/vectors/fetch", json={"ids": ["b", "zz", "a"]}
+    )
     got = r.json()["vectors"]
     assert got[0] == {"id": "b", "vector": [0.0, 1.0, 0.5]}
     assert got[1] is None
-    assert got[2] == {"id": "a", "vector": [1.0, 0.0, 0.0], "metadata": {"genre": "drama"}, "data": "hello"}
+    assert got[2] == {
+        "id": "a",
+        "vector": [1.0, 0.0, 0.0],
+        "metadata": {"genre": "drama"},
+        "data": "hello",
+    }
 
     r = await client.get(f"/v1/collections/{collection}/vectors/a")
     assert r.json()["metadata"] == {"genre": "drama"}
@@ -65,8 +72,14 @@ async def test_namespaces_are_separate(client: Client, collection: str) -> None:
         ([{"id": "ok", "vector": [1, 2, 3]}, {"id": "bad", "vector": [1, "x", 3]}], "vectors[1]"),
         ([{"id": "ok", "vector": [1, 2, 3]}, {"id": "", "vector": [1, 2, 3]}], "vectors[1]"),
         ([{"id": "ok", "vector": [1, 2, 3]}, {"id": "big", "vector": [1e39, 0, 0]}], "vectors[1]"),
-        ([{"id": "ok", "vector": [1, 2, 3]}, {"id": "n\u0000ul", "vector": [1, 2, 3]}], "vectors[1]"),
-        ([{"id": "ok", "vector": [1, 2, 3]}, {"id": "m", "vector": [1, 2, 3], "metadata": [1]}], "vectors[1]"),
+        (
+            [{"id": "ok", "vector": [1, 2, 3]}, {"id": "n\u0000ul", "vector": [1, 2, 3]}],
+            "vectors[1]",
+        ),
+        (
+            [{"id": "ok", "vector": [1, 2, 3]}, {"id": "m", "vector": [1, 2, 3], "metadata": [1]}],
+            "vectors[1]",
+        ),
         ([{"id": "ok", "vector": [1, 2, 3]}, {"id": "x" * 600, "vector": [1, 2, 3]}], "vectors[1]"),
         ([{"id": "ok", "vector": [1, 2, 3]}, {"vector": [1, 2, 3]}], "vectors[1]"),
         ([], "empty"),
@@ -96,7 +109,9 @@ async def test_nan_and_infinity_are_rejected(client: Client, collection: str) ->
 async def test_oversized_batch_is_422(make_client: Any, collection_name: str) -> None:
     async with make_client(max_batch_size=5) as client:
         await client.post("/v1/collections", json={"name": collection_name, "dimension": 3})
-        r = await upsert(client, collection_name, [{"id": str(i), "vector": [1, 1, 1]} for i in range(6)])
+        r = await upsert(
+            client, collection_name, [{"id": str(i), "vector": [1, 1, 1]} for i in range(6)]
+        )
         assert r.status_code == 422
         assert "PGPAGER_MAX_BATCH_SIZE" in r.json()["error"]["message"]
         assert await count(client, collection_name) == 0

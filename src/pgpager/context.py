@@ -8,8 +8,8 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from pgpager.settings import ApiKey, Settings
 from pgpager.services.resumable import ResumableQueries
+from pgpager.settings import ApiKey, Settings
 from pgpager.sweeper import Sweeper
 
 

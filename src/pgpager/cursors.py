@@ -9,6 +9,7 @@ reconnects and reports the loss, and the handles are rehydrated from their rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Sequence
@@ -54,10 +55,8 @@ class CursorHost:
         conn = await connect(self.url)
         await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
         for stmt in HOST_SETTINGS:
-            await conn.execute(stmt)  # type: ignore[arg-type]
-        await conn.execute(
-            sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(self.ef_search))
-        )
+            await conn.execute(stmt)
+        await conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(self.ef_search)))
         self._conn = conn
         self.backend_pid = conn.info.backend_pid
         return conn
@@ -72,10 +71,8 @@ class CursorHost:
         self.cursors.clear()
         self.generation += 1
         if self._conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken: closing is best effort
                 await self._conn.close()
-            except Exception:  # noqa: BLE001 - it is already broken; closing is best effort
-                pass
         self._conn = None
 
     async def declare(self, query: sql.Composable, params: dict[str, Any]) -> str:

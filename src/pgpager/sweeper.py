@@ -62,15 +62,21 @@ async def sweep_once(
     report = SweepReport(dry_run=dry_run)
     report.expired = await sessions.expire_idle(pool, limit, dry_run=dry_run)
     for closed in report.expired:
-        log.info("sweeper: %s handle %s: %s", report.dry_run and "would expire" or "expired",
-                 closed.id[:8], closed.reason)
+        log.info(
+            "sweeper: %s handle %s: %s",
+            (report.dry_run and "would expire") or "expired",
+            closed.id[:8],
+            closed.reason,
+        )
     if dry_run:
         return report
     metrics.sweeps.labels("handle_expired").inc(len(report.expired))
     report.reclaimed = await sessions.reclaim_orphans(pool, limit)
     if report.reclaimed:
-        log.info("sweeper: %d handles lost their cursor backend; they rehydrate on next use",
-                 len(report.reclaimed))
+        log.info(
+            "sweeper: %d handles lost their cursor backend; they rehydrate on next use",
+            len(report.reclaimed),
+        )
     report.purged = await sessions.purge(pool, limit, CLOSED_RETENTION_S)
     report.stored_expired, report.stored_failed = await _stored_queries(pool, settings, limit)
     metrics.sweeps.labels("stored_query_expired").inc(report.stored_expired)
@@ -83,7 +89,9 @@ async def sweep_once(
     return report
 
 
-async def _stored_queries(pool: AsyncConnectionPool, settings: Settings, limit: int) -> tuple[int, int]:
+async def _stored_queries(
+    pool: AsyncConnectionPool, settings: Settings, limit: int
+) -> tuple[int, int]:
     from pgpager.store import stored
 
     expired = await stored.expire_stored_queries(pool, limit)
@@ -121,11 +129,11 @@ class Sweeper:
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
             deadline = max(deadline, time.monotonic() - interval)
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, wait_s: float = 10.0) -> None:
         if self._task is None:
             return
         self._task.cancel()
-        done, _ = await asyncio.wait({self._task}, timeout=timeout)
+        done, _ = await asyncio.wait({self._task}, timeout=wait_s)
         for t in done:
             if not t.cancelled() and t.exception() is not None:
                 log.error("sweeper ended with an error: %r", t.exception())
@@ -165,8 +173,8 @@ class HandleListener:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 
-    async def stop(self, timeout: float = 5.0) -> None:
+    async def stop(self, wait_s: float = 5.0) -> None:
         if self._task is not None:
             self._task.cancel()
-            await asyncio.wait({self._task}, timeout=timeout)
+            await asyncio.wait({self._task}, timeout=wait_s)
             self._task = None

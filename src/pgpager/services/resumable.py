@@ -35,6 +35,7 @@ from pgpager.store.sessions import Session
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+NOTHING_EXTRA = Include()
 # Rows read ahead of what is delivered and re-sorted, so that the relaxed-order HNSW scan's
 # local disorder does not reach the client.
 WINDOW = 64
@@ -89,7 +90,7 @@ class ResumableQueries:
         top_k: int,
         namespace: str | None = None,
         filter: str | None = None,
-        include: Include = Include(),
+        include: Include = NOTHING_EXTRA,
         max_idle: int | None = None,
         api_key_id: str | None = None,
     ) -> Page:
@@ -115,8 +116,11 @@ class ResumableQueries:
             "vector": [float(x) for x in q],
             "top_k": top_k,
             "filter": filter or None,
-            "include": {"vectors": include.vectors, "metadata": include.metadata,
-                        "data": include.data},
+            "include": {
+                "vectors": include.vectors,
+                "metadata": include.metadata,
+                "data": include.data,
+            },
         }
         await sessions.insert(
             self.pool,
@@ -231,8 +235,9 @@ class ResumableQueries:
         q = session.query
         where = compile_filter(q.get("filter"))
         inc = q.get("include", {})
-        include = Include(bool(inc.get("vectors")), bool(inc.get("metadata")),
-                          bool(inc.get("data")))
+        include = Include(
+            bool(inc.get("vectors")), bool(inc.get("metadata")), bool(inc.get("data"))
+        )
         params = {
             "q": np.asarray(q["vector"], dtype=np.float32),
             "namespace": session.namespace,
@@ -248,19 +253,24 @@ class ResumableQueries:
         # A fresh index cursor has nothing to skip; every other cursor skips what the handle
         # already delivered (cheap: a primary-key probe per row).
         exclude = rehydrate or phase == "exact"
-        query = nearest(c, include=include, where=where, exact=phase == "exact",
-                        exclude_session=exclude)
+        query = nearest(
+            c, include=include, where=where, exact=phase == "exact", exclude_session=exclude
+        )
         host = self.hosts.pick()
         name = await host.declare(query, params)
-        live = LiveCursor(host=host, name=name, generation=host.generation, phase=phase,
-                          collection=c)
+        live = LiveCursor(
+            host=host, name=name, generation=host.generation, phase=phase, collection=c
+        )
         self.live[session.id] = live
         metrics.handles_active.set(len(self.live))
         if rehydrate:
             metrics.handle_events.labels("rehydrated").inc()
             log.info(
                 "handle %s rehydrated on host %d at position %d (%s phase)",
-                session.id[:8], host.index, session.position, phase,
+                session.id[:8],
+                host.index,
+                session.position,
+                phase,
             )
         return live
 
@@ -328,8 +338,14 @@ class ResumableQueries:
 
     async def _save_phase(self, session: Session, phase: str, live: LiveCursor) -> None:
         await sessions.record_delivery(
-            self.pool, session.id, [], phase=phase, state="active", state_reason=None,
-            owner_instance=self.settings.instance_id, owner_pid=live.host.backend_pid,
+            self.pool,
+            session.id,
+            [],
+            phase=phase,
+            state="active",
+            state_reason=None,
+            owner_instance=self.settings.instance_id,
+            owner_pid=live.host.backend_pid,
             cursor_name=live.name,
         )
 

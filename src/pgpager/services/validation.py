@@ -101,7 +101,9 @@ def namespace(value: str | None) -> str:
     if value is None:
         return ""
     if len(value) > 256 or "\x00" in value:
-        raise InvalidRequest("namespace must be at most 256 characters, without NUL", field="namespace")
+        raise InvalidRequest(
+            "namespace must be at most 256 characters, without NUL", field="namespace"
+        )
     return value
 
 

@@ -29,7 +29,7 @@ def query(group: str, name: str, **identifiers: Any) -> sql.Composed | sql.SQL:
 
     Values may be strings (quoted as identifiers) or ready ``sql.Composable`` pieces.
     """
-    template = sql.SQL(_load(group)[name])  # type: ignore[arg-type]
+    template = sql.SQL(_load(group)[name])
     if not identifiers:
         return template
     return template.format(

@@ -144,28 +144,28 @@ async def record_delivery(
 
 async def close(pool: AsyncConnectionPool, handle: str, state: str, reason: str) -> Closed | None:
     """Mark an active handle closed and tell every instance (NOTIFY) to drop its cursor."""
-    async with pool.connection() as conn:
-        async with conn.transaction():
-            cur = await conn.execute(
-                query("sessions", "close_session"), {"id": handle, "state": state, "reason": reason}
-            )
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            await conn.execute(query("sessions", "forget_delivered"), {"id": handle})
-            await conn.execute(query("sessions", "notify_closed"), {"payload": handle})
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            query("sessions", "close_session"), {"id": handle, "state": state, "reason": reason}
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await conn.execute(query("sessions", "forget_delivered"), {"id": handle})
+        await conn.execute(query("sessions", "notify_closed"), {"payload": handle})
     return Closed(id=row[0], owner_instance=row[1], cursor_name=row[2], reason=reason)
 
 
-async def expire_idle(pool: AsyncConnectionPool, limit: int, *, dry_run: bool = False) -> list[Closed]:
+async def expire_idle(
+    pool: AsyncConnectionPool, limit: int, *, dry_run: bool = False
+) -> list[Closed]:
     name = "preview_expire_idle" if dry_run else "expire_idle"
-    async with pool.connection() as conn:
-        async with conn.transaction():
-            cur = await conn.execute(query("sessions", name), {"limit": limit})
-            rows = await cur.fetchall()
-            if not dry_run:
-                for r in rows:
-                    await conn.execute(query("sessions", "notify_closed"), {"payload": r[0]})
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(query("sessions", name), {"limit": limit})
+        rows = await cur.fetchall()
+        if not dry_run:
+            for r in rows:
+                await conn.execute(query("sessions", "notify_closed"), {"payload": r[0]})
     return [Closed(id=r[0], owner_instance=r[1], cursor_name=r[2], reason=r[3]) for r in rows]
 
 

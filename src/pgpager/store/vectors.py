@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -16,7 +17,7 @@ from pgpager.filters import CompiledFilter
 from pgpager.store import collections
 from pgpager.store.collections import Collection
 from pgpager.store.queries import query
-from pgpager.store.search import floats
+from pgpager.store.search import Include, floats
 
 
 @dataclass(frozen=True)
@@ -121,22 +122,91 @@ async def reset(pool: AsyncConnectionPool, collection: str, namespace: str | Non
             )
 
 
+async def id_range(
+    pool: AsyncConnectionPool,
+    collection: str,
+    namespace: str,
+    *,
+    after: str | None,
+    prefix: str,
+    limit: int,
+    include: Include,
+) -> list[VectorOut]:
+    """Up to ``limit`` rows ordered by id, after the id ``after``, whose id starts with
+    ``prefix`` (keyset paging: any depth costs the same)."""
+    async with pool.connection() as conn:
+        c = await collections.get(conn, collection)
+        cur = await conn.execute(
+            query(
+                "vectors",
+                "id_range",
+                table=c.table_name,
+                after=sql.SQL("TRUE" if after is None else "id > %(after)s"),
+                embedding=sql.SQL("embedding" if include.vectors else "NULL::vector"),
+                metadata=sql.SQL("metadata" if include.metadata else "NULL::jsonb"),
+                data=sql.SQL("data" if include.data else "NULL::text"),
+            ),
+            {"namespace": namespace, "after": after, "prefix": prefix, "limit": limit},
+        )
+        rows = await cur.fetchall()
+    return [
+        VectorOut(id=rid, vector=floats(emb) if emb is not None else None, metadata=meta, data=data)
+        for rid, emb, meta, data in rows
+    ]
+
+
+MetadataChange = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+
+
+async def update(
+    pool: AsyncConnectionPool,
+    collection: str,
+    namespace: str,
+    vid: str,
+    *,
+    vector: np.ndarray[Any, np.dtype[np.float32]] | None,
+    data: str | None,
+    metadata: MetadataChange,
+) -> bool:
+    """Change one row in place: ``vector``/``data`` when not None, metadata to
+    ``metadata(stored metadata)``. The row is locked in between. False if the id is absent."""
+    async with pool.connection() as conn:
+        c = await collections.get(conn, collection)
+        async with conn.transaction():
+            cur = await conn.execute(
+                query("vectors", "lock_metadata", table=c.table_name),
+                {"namespace": namespace, "id": vid},
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            new = metadata(row[0])
+            await conn.execute(
+                query("vectors", "update_one", table=c.table_name),
+                {
+                    "namespace": namespace,
+                    "id": vid,
+                    "embedding": vector,
+                    "metadata": None if new is None else Jsonb(new),
+                    "data": data,
+                },
+            )
+    return True
+
+
 async def copy_in(
     conn: psycopg.AsyncConnection[Any],
     c: Collection,
-    rows: AsyncIterator[tuple[str, str, Any, Any, str | None]] | Iterable[tuple[Any, ...]],
+    rows: Iterable[tuple[str, str, Any, Any, str | None]],
 ) -> int:
     """Binary COPY of (id, namespace, embedding, metadata, data) rows; returns the count."""
     n = 0
-    async with conn.cursor() as cur:
-        async with cur.copy(query("vectors", "copy_in", table=c.table_name)) as copy:
-            copy.set_types(["text", "text", "vector", "jsonb", "text"])
-            if isinstance(rows, AsyncIterator):
-                async for row in rows:
-                    await copy.write_row(row)
-                    n += 1
-            else:
-                for row in rows:
-                    await copy.write_row(row)
-                    n += 1
+    async with (
+        conn.cursor() as cur,
+        cur.copy(query("vectors", "copy_in", table=c.table_name)) as copy,
+    ):
+        copy.set_types(["text", "text", "vector", "jsonb", "text"])
+        for row in rows:
+            await copy.write_row(row)
+            n += 1
     return n

@@ -31,7 +31,30 @@ RETURNING id
 DELETE FROM pgpager_data.{table} WHERE namespace = %(namespace)s
 
 -- name: reset_all
-TRUNCATE pgpager_data.{table}
+-- DELETE, not TRUNCATE: TRUNCATE's ACCESS EXCLUSIVE lock would queue behind the cursor hosts'
+-- long transactions (they keep the table's lock while any cursor is open) and, while queued,
+-- block every reader of the collection.
+DELETE FROM pgpager_data.{table}
+
+-- name: id_range
+SELECT id, {embedding}, {metadata}, {data}
+FROM pgpager_data.{table}
+WHERE namespace = %(namespace)s AND {after} AND starts_with(id, %(prefix)s)
+ORDER BY id
+LIMIT %(limit)s
+
+-- name: lock_metadata
+SELECT metadata FROM pgpager_data.{table}
+WHERE namespace = %(namespace)s AND id = %(id)s
+FOR UPDATE
+
+-- name: update_one
+UPDATE pgpager_data.{table}
+SET embedding = COALESCE(%(embedding)s, embedding),
+    metadata = %(metadata)s,
+    data = COALESCE(%(data)s, data),
+    updated_at = now()
+WHERE namespace = %(namespace)s AND id = %(id)s
 
 -- name: count
 SELECT count(*) FROM pgpager_data.{table}
