@@ -231,6 +231,7 @@ async def test_concurrent_next_never_duplicates(
     batches = await asyncio.gather(*(one() for _ in range(25)))
     got = [i for b in batches for i in b] + [x["id"] for x in r.json()["results"]]
     assert len(got) == len(set(got)) == 501
+    assert client.app.state.ctx.resumable._locks == {}, "per-handle locks do not pile up"
 
 
 async def test_sweeper_expires_idle_handles(

@@ -12,9 +12,11 @@ reaching another instance) uses to skip what was already delivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +81,7 @@ class ResumableQueries:
         self.settings = settings
         self.hosts = hosts
         self.live: dict[str, LiveCursor] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, list[Any]] = {}  # handle -> [lock, holders and waiters]
 
     # --- public operations -----------------------------------------------------------------
     async def start(
@@ -135,14 +137,14 @@ class ResumableQueries:
             api_key_id=api_key_id,
         )
         metrics.handle_events.labels("started").inc()
-        async with self._lock(handle):
+        async with self._exclusive(handle):
             session = await self._session(handle, api_key_id)
             return await self._next(session, top_k, c)
 
     async def next(self, handle: str, additional_k: int, api_key_id: str | None) -> Page:
         check_k(additional_k, "additional_k")
         started = time.perf_counter()
-        async with self._lock(handle):
+        async with self._exclusive(handle):
             session = await self._session(handle, api_key_id)
             if session.state == "exhausted":
                 return Page(handle, [], "exhausted", session.position)
@@ -156,11 +158,10 @@ class ResumableQueries:
         return page
 
     async def stop(self, handle: str, api_key_id: str | None) -> Session:
-        async with self._lock(handle):
+        async with self._exclusive(handle):
             session = await self._session(handle, api_key_id)
             self._check_open(session)
             await self._close(handle, "stopped", "stopped by the client")
-        self._locks.pop(handle, None)
         return await self._session(handle, api_key_id)
 
     async def status(self, handle: str, api_key_id: str | None) -> Session:
@@ -185,11 +186,21 @@ class ResumableQueries:
         self.live.clear()
 
     # --- internals ---------------------------------------------------------------------------
-    def _lock(self, handle: str) -> asyncio.Lock:
-        lock = self._locks.get(handle)
-        if lock is None:
-            lock = self._locks[handle] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, handle: str) -> AsyncIterator[None]:
+        """One operation at a time per handle on this instance: two concurrent ``next`` calls
+        never interleave. A lock lives only while someone holds or waits for it."""
+        entry = self._locks.get(handle)
+        if entry is None:
+            entry = self._locks[handle] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[handle]
 
     def _max_idle(self, max_idle: int | None) -> int:
         if max_idle is None:
