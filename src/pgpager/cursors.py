@@ -138,6 +138,17 @@ class CursorHost:
             if not self.cursors:
                 await self._recycle()
 
+    async def recycle(self) -> None:
+        """Drop every cursor and start a new transaction, releasing the table locks it held
+        (a DROP of a collection waits for them). Handles rehydrate on their next use."""
+        async with self._lock:
+            if self._conn is None or self._conn.closed:
+                return
+            if self.cursors:
+                self.cursors.clear()
+                self.generation += 1
+            await self._recycle()
+
     async def _recycle(self) -> None:
         """With no cursors left, start a fresh transaction: nothing holds old state around."""
         assert self._conn is not None
@@ -168,6 +179,9 @@ class CursorHosts:
 
     def pick(self) -> CursorHost:
         return min(self.hosts, key=lambda h: (len(h.cursors), h.index))
+
+    async def recycle(self) -> None:
+        await asyncio.gather(*(h.recycle() for h in self.hosts))
 
     def cursor_count(self) -> int:
         return sum(len(h.cursors) for h in self.hosts)

@@ -54,6 +54,12 @@ class BadRequest(PgpagerError):
     code = "bad_request"
 
 
+class NotSupported(BadRequest):
+    """pgpager does not support this feature."""
+
+    code = "not_supported"
+
+
 class InvalidFilter(InvalidRequest):
     """The metadata filter is not valid."""
 
@@ -99,6 +105,12 @@ class VectorNotFound(NotFound):
     code = "vector_not_found"
 
 
+class NamespaceNotFound(NotFound):
+    """No such namespace in this collection."""
+
+    code = "namespace_not_found"
+
+
 class HandleNotFound(NotFound):
     """No such resumable query handle."""
 
@@ -124,6 +136,12 @@ class CollectionExists(Conflict):
     code = "collection_exists"
 
 
+class CollectionBusy(Conflict):
+    """The collection is in use; try again in a moment."""
+
+    code = "collection_busy"
+
+
 class Gone(PgpagerError):
     """The resource is no longer available."""
 
@@ -141,6 +159,25 @@ class QueryExpired(Gone):
     """The results of this stored query have expired."""
 
     code = "query_expired"
+
+
+class QueryNotReady(Conflict):
+    """The stored query has not completed: poll GET /v1/queries/{query_id} for its state."""
+
+    code = "query_not_ready"
+
+
+class InvalidCursor(BadRequest):
+    """The cursor is not valid for this query: pass a next_cursor this query returned."""
+
+    code = "invalid_cursor"
+
+
+class SqlUnavailable(PgpagerError):
+    """Stored SQL queries are unavailable: the pgpager_reader role cannot log in."""
+
+    status = 503
+    code = "sql_unavailable"
 
 
 class TooManyHandles(PgpagerError):

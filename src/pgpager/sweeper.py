@@ -20,7 +20,7 @@ from pgpager import metrics
 from pgpager.database import connect
 from pgpager.settings import Settings
 from pgpager.store import sessions
-from pgpager.store.sessions import CHANNEL, Closed
+from pgpager.store.sessions import CHANNEL, RECYCLE, Closed
 
 if TYPE_CHECKING:
     from pgpager.services.resumable import ResumableQueries
@@ -162,8 +162,12 @@ class HandleListener:
                     self.ready.set()
                     backoff = 0.5
                     async for note in conn.notifies():
-                        if note.payload in self.resumable.live:
+                        if note.payload == RECYCLE:
+                            await self.resumable.recycle_hosts()
+                        elif note.payload in self.resumable.live:
                             await self.resumable.drop_local([note.payload])
+                            log.info("handle %s was closed elsewhere; closed its cursor",
+                                     note.payload[:8])
                 finally:
                     await conn.close()
             except asyncio.CancelledError:

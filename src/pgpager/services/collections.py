@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from psycopg_pool import AsyncConnectionPool
 
-from pgpager.errors import InvalidRequest
+from pgpager.errors import CollectionBusy, InvalidRequest
 from pgpager.services import validation
 from pgpager.store import collections as store
+from pgpager.store import sessions
 from pgpager.store.collections import METRICS, Collection, CollectionInfo
 
 
@@ -54,5 +58,21 @@ async def info(pool: AsyncConnectionPool, name: str) -> CollectionInfo:
     return await store.info(pool, name)
 
 
-async def drop(pool: AsyncConnectionPool, name: str) -> None:
-    await store.drop(pool, name)
+async def drop(pool: AsyncConnectionPool, name: str, *, wait_s: float = 10.0) -> None:
+    """Drop a collection. Cursor hosts of running servers hold a lock on tables they have read
+    until their transaction ends, so on a lock timeout every server is asked (NOTIFY) to recycle
+    its hosts, and the drop is retried until ``wait_s`` has passed. Open handles of the
+    collection go with it."""
+    deadline = time.monotonic() + wait_s
+    asked = False
+    while True:
+        try:
+            await store.drop(pool, name)
+            return
+        except CollectionBusy:
+            if time.monotonic() >= deadline:
+                raise
+            if not asked:
+                await sessions.request_recycle(pool)
+                asked = True
+            await asyncio.sleep(0.2)

@@ -181,6 +181,14 @@ class ResumableQueries:
         metrics.handles_active.set(len(self.live))
         return dropped
 
+    async def recycle_hosts(self) -> None:
+        """Release every table lock the cursor hosts hold (asked for by a collection drop)."""
+        count = len(self.live)
+        await self.hosts.recycle()
+        self.live.clear()
+        metrics.handles_active.set(0)
+        log.info("cursor hosts recycled for a collection drop; %d handles will rehydrate", count)
+
     async def close_all(self) -> None:
         await self.hosts.shutdown()
         self.live.clear()

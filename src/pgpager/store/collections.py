@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from pgpager.errors import CollectionExists, CollectionNotFound
+from pgpager.errors import CollectionBusy, CollectionExists, CollectionNotFound
 from pgpager.store.queries import query
 
 DATA_SCHEMA = "pgpager_data"
@@ -150,12 +150,22 @@ async def drop_hnsw_index(conn: psycopg.AsyncConnection[Any], c: Collection) -> 
 
 
 async def drop(pool: AsyncConnectionPool, name: str) -> None:
+    """Drop the catalogue row and the table, waiting for locks no longer than ``lock_timeout``:
+    a DROP queued behind a lock would block every reader of the table meanwhile."""
     async with pool.connection() as conn, conn.transaction():
+        await conn.execute(query("collections", "set_lock_timeout"))
         cur = await conn.execute(query("collections", "delete_collection"), {"name": name})
         row = await cur.fetchone()
         if row is None:
             raise CollectionNotFound(f"collection {name!r} does not exist", collection=name)
-        await conn.execute(query("collections", "drop_table", table=row[0]))
+        try:
+            await conn.execute(query("collections", "drop_table", table=row[0]))
+        except pgerrors.LockNotAvailable as exc:
+            raise CollectionBusy(
+                f"collection {name!r} is in use (an open cursor or a long query holds it); "
+                "try again in a moment",
+                collection=name,
+            ) from exc
 
 
 @dataclass(frozen=True)

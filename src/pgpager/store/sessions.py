@@ -13,6 +13,8 @@ from psycopg_pool import AsyncConnectionPool
 from pgpager.store.queries import query
 
 CHANNEL = "pgpager_handles"
+# Payload asking every server to recycle its cursor hosts (handle ids never look like this).
+RECYCLE = "*recycle"
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,11 @@ async def close(pool: AsyncConnectionPool, handle: str, state: str, reason: str)
         await conn.execute(query("sessions", "forget_delivered"), {"id": handle})
         await conn.execute(query("sessions", "notify_closed"), {"payload": handle})
     return Closed(id=row[0], owner_instance=row[1], cursor_name=row[2], reason=reason)
+
+
+async def request_recycle(pool: AsyncConnectionPool) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(query("sessions", "notify_closed"), {"payload": RECYCLE})
 
 
 async def expire_idle(

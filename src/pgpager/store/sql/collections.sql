@@ -43,6 +43,9 @@ CREATE INDEX {index} ON pgpager_data.{table} USING gin (metadata)
 -- name: drop_hnsw_index
 DROP INDEX IF EXISTS pgpager_data.{index}
 
+-- name: set_lock_timeout
+SET LOCAL lock_timeout = '1s'
+
 -- name: drop_table
 DROP TABLE IF EXISTS pgpager_data.{table}
 
