@@ -8,6 +8,7 @@ from typing import Any, Literal
 import msgspec
 
 from pgpager.store.collections import Collection, CollectionInfo
+from pgpager.store.search import Hit
 from pgpager.store.vectors import VectorOut
 
 
@@ -138,3 +139,46 @@ class DeleteVectors(Strict):
 
 class Deleted(msgspec.Struct):
     deleted: int
+
+
+class SearchRequest(Strict):
+    """Offset pagination: results offset .. offset + limit of the nearest-first order."""
+
+    vector: list[float]
+    limit: int = 10
+    offset: int = 0
+    namespace: str | None = None
+    filter: str | None = None
+    include_vectors: bool = False
+    include_metadata: bool = False
+    include_data: bool = False
+
+
+class SearchHit(msgspec.Struct, omit_defaults=True):
+    id: str
+    score: float
+    distance: float
+    vector: list[float] | None = None
+    metadata: dict[str, Any] | None = None
+    data: str | None = None
+
+    @classmethod
+    def of(cls, h: Hit) -> SearchHit:
+        return cls(h.id, h.score, h.distance, h.vector, h.metadata, h.data)
+
+
+class SearchPage(msgspec.Struct):
+    results: list[SearchHit]
+    offset: int
+    limit: int
+
+
+class ObjectPageOut(msgspec.Struct):
+    """A page of the listing by id. ``next`` is the last id when more rows follow (pass it as
+    ``after``), else null; ``next_link`` is the URL of the next page, ready to GET."""
+
+    objects: list[VectorRecord]
+    offset: int
+    limit: int
+    next: str | None
+    next_link: str | None

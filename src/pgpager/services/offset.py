@@ -1,0 +1,158 @@
+"""Offset pagination (Weaviate style): vector search and listing with ``limit`` + ``offset``,
+capped at ``query_maximum_results``, plus keyset listing (``after``) with no depth limit.
+
+A page is a slice of one deterministic sequence per query, so that on unchanged data ten
+pages of 10 equal one page of 100:
+
+- when the namespace and filter match at most ``flat_search_cutoff`` rows, the sequence is
+  the exact order by (distance, id);
+- otherwise it is the HNSW index's stream (iterative scan in strict order, fixed
+  ``ef_search`` and scan bounds: the same stream for every LIMIT/OFFSET, LIMIT only stops
+  pulling), followed by the rows the stream did not deliver in exact order. The stream can end
+  early (the scan bounds, rows strict order drops, a filter), so a short page is completed
+  from that exact tail: pages are full whenever enough rows match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from pgpager.errors import InvalidRequest, TooDeep
+from pgpager.filters import compile_filter
+from pgpager.services import validation
+from pgpager.settings import Settings
+from pgpager.store import collections, pages
+from pgpager.store.search import Hit, Include
+from pgpager.store.vectors import VectorOut
+
+# The scan bounds are fixed per server: they shape the stream, so they must not vary by page.
+# Generous enough that a deep unfiltered page rarely needs the exact tail.
+MIN_SCAN_TUPLES = 20_000
+SCAN_MEM_MULTIPLIER = 2.0
+
+NOTHING = Include()
+METADATA_AND_DATA = Include(metadata=True, data=True)
+
+
+@dataclass(frozen=True)
+class ObjectPage:
+    objects: list[VectorOut]
+    next: str | None
+    """The id to pass as ``after`` for the next page; None when no row follows."""
+
+
+def check_window(
+    settings: Settings, collection: str, limit: int, offset: int, *, listing: bool
+) -> None:
+    if limit < 1:
+        raise InvalidRequest(f"limit must be at least 1 (got {limit})", field="limit")
+    if offset < 0:
+        raise InvalidRequest(f"offset must not be negative (got {offset})", field="offset")
+    cap = settings.query_maximum_results
+    if offset + limit > cap:
+        deeper = "list further with after=<last id> (no depth limit), " if listing else ""
+        raise TooDeep(
+            f"offset + limit = {offset + limit} exceeds {cap}, the most results offset "
+            f"pagination serves (PGPAGER_QUERY_MAXIMUM_RESULTS); to page deeper, {deeper}"
+            f"use a resumable query (POST /v1/collections/{collection}/resumable-queries) "
+            "or a stored query (POST /v1/queries)",
+            limit=limit,
+            offset=offset,
+            maximum=cap,
+        )
+
+
+async def search(
+    pool: AsyncConnectionPool,
+    settings: Settings,
+    collection: str,
+    *,
+    vector: Any,
+    limit: int = 10,
+    offset: int = 0,
+    namespace: str | None = None,
+    filter: str | None = None,
+    include: Include = NOTHING,
+) -> list[Hit]:
+    """Results ``offset`` .. ``offset + limit`` of the nearest-first order."""
+    check_window(settings, collection, limit, offset, listing=False)
+    ns = validation.namespace(namespace)
+    where = compile_filter(filter)
+    async with pages.snapshot(pool) as conn:
+        c = await collections.get(conn, collection)
+        q = validation.vector(vector, c.dimension, "vector")
+        cutoff = settings.flat_search_cutoff
+        if await pages.count_matching(conn, c, ns, where, bound=cutoff + 1) <= cutoff:
+            return await pages.nearest_page(
+                conn, c, q, ns, where, include, limit=limit, offset=offset, exact=True
+            )
+        await pages.use_hnsw(
+            conn,
+            ef_search=settings.hnsw_ef_search,
+            max_scan_tuples=max(MIN_SCAN_TUPLES, 4 * settings.query_maximum_results),
+            scan_mem_multiplier=SCAN_MEM_MULTIPLIER,
+        )
+        page = await pages.nearest_page(
+            conn, c, q, ns, where, include, limit=limit, offset=offset, exact=False
+        )
+        if len(page) == limit:
+            return page
+        # The stream ended before offset + limit: fetch its ids, then take the rest of the
+        # page from the exact order of the rows it did not deliver.
+        streamed = [
+            h.id
+            for h in await pages.nearest_page(
+                conn, c, q, ns, where, NOTHING, limit=offset + limit, offset=0, exact=False
+            )
+        ]
+        await pages.use_sort(conn)
+        tail = await pages.nearest_page(
+            conn,
+            c,
+            q,
+            ns,
+            where,
+            include,
+            limit=limit - len(page),
+            offset=max(0, offset - len(streamed)),
+            exact=True,
+            exclude=streamed,
+        )
+        return page + tail
+
+
+async def list_objects(
+    pool: AsyncConnectionPool,
+    settings: Settings,
+    collection: str,
+    *,
+    limit: int = 10,
+    offset: int = 0,
+    after: str | None = None,
+    namespace: str | None = None,
+    filter: str | None = None,
+    include: Include = METADATA_AND_DATA,
+) -> ObjectPage:
+    """Rows ordered by id: ``offset`` rows skipped (capped), or all rows after the id
+    ``after`` (keyset, any depth)."""
+    check_window(settings, collection, limit, offset, listing=True)
+    if after == "":
+        after = None
+    if after is not None:
+        if offset:
+            raise InvalidRequest("give either offset or after, not both", field="after")
+        validation.vector_id(after, "after", settings.max_id_length)
+    ns = validation.namespace(namespace)
+    where = compile_filter(filter)
+    async with pages.snapshot(pool) as conn:
+        c = await collections.get(conn, collection)
+        # One row more than asked tells whether a next page exists.
+        rows = await pages.list_page(
+            conn, c, ns, where, include, after=after, limit=limit + 1, offset=offset
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ObjectPage(objects=rows, next=rows[-1].id if more else None)

@@ -1,0 +1,135 @@
+"""Offset pages: the queries behind vector search with limit/offset and listing by id.
+
+Every statement of one page runs on one connection inside ``snapshot()``, so the bounded count,
+the index scan and an exact fallback all see the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from pgpager.filters import CompiledFilter
+from pgpager.store.collections import Collection
+from pgpager.store.queries import query
+from pgpager.store.search import Hit, Include, floats, hit, nearest
+from pgpager.store.vectors import VectorOut
+
+Conn = psycopg.AsyncConnection[Any]
+Vector = np.ndarray[Any, np.dtype[np.float32]]
+
+
+@asynccontextmanager
+async def snapshot(pool: AsyncConnectionPool) -> AsyncIterator[Conn]:
+    """A READ ONLY, REPEATABLE READ transaction; SET LOCAL settings end with it."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(query("pages", "begin_snapshot"))
+        yield conn
+
+
+async def count_matching(
+    conn: Conn, c: Collection, namespace: str, where: CompiledFilter, bound: int
+) -> int:
+    """Rows in ``namespace`` that match ``where``, counted no further than ``bound``."""
+    cur = await conn.execute(
+        query("pages", "count_matching", table=c.table_name, condition=where.sql),
+        {"namespace": namespace, "bound": bound, **where.params},
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def use_hnsw(
+    conn: Conn, *, ef_search: int, max_scan_tuples: int, scan_mem_multiplier: float
+) -> None:
+    await conn.execute(
+        query("pages", "use_hnsw"),
+        {
+            "ef_search": str(ef_search),
+            "max_scan_tuples": str(max_scan_tuples),
+            "scan_mem_multiplier": str(scan_mem_multiplier),
+        },
+    )
+
+
+async def use_sort(conn: Conn) -> None:
+    await conn.execute(query("pages", "use_sort"))
+
+
+async def nearest_page(
+    conn: Conn,
+    c: Collection,
+    q: Vector,
+    namespace: str,
+    where: CompiledFilter,
+    include: Include,
+    *,
+    limit: int,
+    offset: int,
+    exact: bool,
+    exclude: Sequence[str] = (),
+) -> list[Hit]:
+    """One slice of the nearest-first order: the index's stream, or with ``exact`` the
+    complete order by (distance, id). ``exclude`` leaves out rows by id (exact only)."""
+    if exclude:
+        # An anti-join stays a hash join when psycopg prepares the statement (a generic plan
+        # would scan an `<> ALL(array)` linearly for every row).
+        where = CompiledFilter(
+            sql.SQL(
+                "({}) AND NOT EXISTS (SELECT 1 FROM unnest(%(exclude)s::text[]) AS x(id) "
+                "WHERE x.id = t.id)"
+            ).format(where.sql),
+            {**where.params, "exclude": list(exclude)},
+        )
+    cur = await conn.execute(
+        nearest(c, include=include, where=where, exact=exact, limit_offset=True),
+        {"q": q, "namespace": namespace, "limit": limit, "offset": offset, **where.params},
+    )
+    return [hit(c.metric, row) for row in await cur.fetchall()]
+
+
+async def list_page(
+    conn: Conn,
+    c: Collection,
+    namespace: str,
+    where: CompiledFilter,
+    include: Include,
+    *,
+    after: str | None,
+    limit: int,
+    offset: int,
+) -> list[VectorOut]:
+    """Rows ordered by id, starting after the id ``after`` (keyset) and skipping ``offset``."""
+    q = query(
+        "pages",
+        "list_page",
+        table=c.table_name,
+        condition=where.sql,
+        after=sql.SQL("TRUE" if after is None else "id > %(after)s"),
+        embedding=sql.SQL("embedding" if include.vectors else "NULL::vector"),
+        metadata=sql.SQL("metadata" if include.metadata else "NULL::jsonb"),
+        data=sql.SQL("data" if include.data else "NULL::text"),
+    )
+    params = {
+        "namespace": namespace,
+        "after": after,
+        "limit": limit,
+        "offset": offset,
+        **where.params,
+    }
+    cur = await conn.execute(q, params)
+    return [
+        VectorOut(
+            id=rid,
+            vector=floats(emb) if emb is not None else None,
+            metadata=meta,
+            data=data,
+        )
+        for rid, emb, meta, data in await cur.fetchall()
+    ]
