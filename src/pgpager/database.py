@@ -6,6 +6,7 @@ import logging
 
 import psycopg
 from pgvector.psycopg import register_vector_async
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from pgpager.errors import ConfigurationError, DatabaseUnavailable
@@ -14,6 +15,20 @@ from pgpager.settings import Settings
 log = logging.getLogger(__name__)
 
 MIN_PGVECTOR = (0, 8, 0)
+
+# Every connection of a server carries application_name "pgpager:<instance id>", so
+# pg_stat_activity shows which servers are running (``pgpager status``) and whose backend a
+# handle's cursor lives in (``pgpager handles show``).
+SERVER_APPLICATION_PREFIX = "pgpager:"
+
+
+def server_application_name(instance_id: str) -> str:
+    return SERVER_APPLICATION_PREFIX + instance_id
+
+
+def with_application_name(url: str, application_name: str) -> str:
+    """The same connection string, tagged (works for URLs and key=value strings alike)."""
+    return make_conninfo(url, application_name=application_name)
 
 
 def check_server(url: str) -> None:
@@ -54,12 +69,15 @@ async def configure_connection(conn: psycopg.AsyncConnection[object]) -> None:
     await register_vector_async(conn)
 
 
-async def open_pool(url: str, settings: Settings, *, name: str = "pgpager") -> AsyncConnectionPool:
+async def open_pool(
+    url: str, settings: Settings, *, name: str = "pgpager", application_name: str | None = None
+) -> AsyncConnectionPool:
+    app_name = application_name or server_application_name(settings.instance_id)
     pool: AsyncConnectionPool = AsyncConnectionPool(
         url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        kwargs={"autocommit": True},
+        kwargs={"autocommit": True, "application_name": app_name},
         configure=configure_connection,
         open=False,
         name=name,

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -18,8 +19,9 @@ from sqlalchemy import (
     MetaData,
     Text,
     func,
+    true,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "pgpager"
@@ -95,3 +97,65 @@ class QuerySessionRow(Base):
         Text, ForeignKey("query_sessions.id", ondelete="CASCADE"), primary_key=True
     )
     row_id: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+class StoredQuery(Base):
+    """One row per stored query (a SQL query or a vector search run once, its rows kept)."""
+
+    __tablename__ = "stored_queries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('sql', 'vector_search')", name="kind_known"),
+        CheckConstraint(
+            "state IN ('QUEUED', 'RUNNING', 'COMPLETED', 'FAILED')", name="state_known"
+        ),
+        Index("stored_queries_owner_idx", "api_key_id", "created_at"),
+        Index("stored_queries_expires_idx", "expires_at"),
+        Index(
+            "stored_queries_unfinished_idx",
+            "owner_instance",
+            postgresql_where="state IN ('QUEUED', 'RUNNING')",
+        ),
+    )
+
+    query_id: Mapped[str] = mapped_column(UUID(as_uuid=False), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    state: Mapped[str] = mapped_column(Text, server_default="QUEUED")
+    error: Mapped[str | None] = mapped_column(Text)
+    api_key_id: Mapped[str | None] = mapped_column(Text)
+    owner_instance: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    elapsed_time_ms: Mapped[int | None] = mapped_column(BigInteger)
+    doc_count: Mapped[int | None] = mapped_column(BigInteger)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    results_total_doc_count: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StoredQueryRow(Base):
+    """The kept rows of a stored query, in result order (``ordinal`` from 0)."""
+
+    __tablename__ = "stored_query_rows"
+
+    query_id: Mapped[str] = mapped_column(
+        UUID(as_uuid=False),
+        ForeignKey("stored_queries.query_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    ordinal: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    row: Mapped[Any] = mapped_column(JSONB)
+
+
+class StoredQuerySecret(Base):
+    """One row: the HMAC key of stored-query cursors and the reader role's password."""
+
+    __tablename__ = "stored_query_secret"
+    __table_args__ = (CheckConstraint("id", name="one_row"),)
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=true())
+    cursor_key: Mapped[str] = mapped_column(Text)
+    reader_password: Mapped[str] = mapped_column(Text)

@@ -1,4 +1,5 @@
-"""The one settings object, read from ``PGPAGER_*`` environment variables and passed down explicitly."""
+"""The one settings object, read from ``PGPAGER_*`` environment variables and passed down
+explicitly."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ class Settings:
         "PostgreSQL URL (postgresql://...). Empty: start the embedded PostgreSQL 18 + pgvector.",
         None,
     )
-    data_dir: Path = _doc(
+    data_dir: Path = _doc(  # noqa: RUF009 - _doc returns a dataclasses.field
         "Data directory of the embedded PostgreSQL (used only without a database URL).",
         default_factory=default_data_dir,
     )
@@ -98,7 +99,8 @@ class Settings:
 
     # --- offset pagination ----------------------------------------------------------------
     query_maximum_results: int = _doc(
-        "offset + limit may not exceed this (offset pagination). Deeper: resumable or stored queries.",
+        "offset + limit may not exceed this (offset pagination). "
+        "Deeper: resumable or stored queries.",
         10_000,
     )
     flat_search_cutoff: int = _doc(
@@ -108,7 +110,9 @@ class Settings:
     hnsw_ef_search: int = _doc("hnsw.ef_search for searches (pgvector default 40).", 40)
 
     # --- resumable queries ----------------------------------------------------------------
-    max_idle_default_s: int = _doc("Idle time after which a handle expires, unless set per query.", 3600)
+    max_idle_default_s: int = _doc(
+        "Idle time after which a handle expires, unless set per query.", 3600
+    )
     max_idle_cap_s: int = _doc("Largest max_idle a query may ask for.", 86_400)
     max_handle_lifetime_s: int = _doc(
         "Age at which any handle expires, so no cursor holds back VACUUM forever.", 86_400
@@ -122,6 +126,17 @@ class Settings:
     stored_query_ttl_s: int = _doc("Seconds stored query results are kept.", 86_400)
     sql_statement_timeout_ms: int = _doc("Statement timeout for stored SQL queries.", 120_000)
     async_query_timeout_ms: int = _doc("Default timeout of an async stored query.", 1_800_000)
+    stored_query_concurrency: int = _doc(
+        "Stored queries this instance runs at once; more wait in state QUEUED.", 4
+    )
+    stored_query_max_rows: int = _doc(
+        "Most rows one stored query may keep; a larger result fails the query.", 10_000_000
+    )
+    sql_reader_password: str | None = _doc(
+        "Password of the pgpager_reader role that stored SQL queries log in as. Empty: pgpager "
+        "keeps a random one in the database and sets it (ALTER ROLE) when a login fails.",
+        None,
+    )
 
     # --- identity -------------------------------------------------------------------------
     instance_id: str = _doc(

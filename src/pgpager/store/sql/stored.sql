@@ -1,0 +1,172 @@
+-- name: ensure_secret
+INSERT INTO pgpager.stored_query_secret (cursor_key, reader_password)
+VALUES (%(cursor_key)s, %(reader_password)s)
+ON CONFLICT (id) DO NOTHING
+
+-- name: get_secret
+SELECT cursor_key, reader_password FROM pgpager.stored_query_secret
+
+-- name: set_reader_password
+ALTER ROLE pgpager_reader PASSWORD {password}
+
+-- name: lock_instance
+-- Held for the life of an instance on a connection of its own: while it is held, the
+-- instance is alive. The key is (hashtext('pgpager.instance'), hashtext(instance_id)).
+SELECT pg_advisory_lock(hashtext('pgpager.instance'), hashtext(%(instance_id)s))
+
+-- name: insert_query
+INSERT INTO pgpager.stored_queries
+    (query_id, kind, request, state, api_key_id, owner_instance, expires_at)
+VALUES
+    (%(query_id)s, %(kind)s, %(request)s, 'QUEUED', %(api_key_id)s, %(owner_instance)s,
+     now() + make_interval(secs => %(keep_s)s))
+
+-- name: mark_running
+UPDATE pgpager.stored_queries
+SET state = 'RUNNING', started_at = clock_timestamp()
+WHERE query_id = %(query_id)s AND state = 'QUEUED'
+
+-- name: mark_completed
+UPDATE pgpager.stored_queries
+SET state = 'COMPLETED',
+    finished_at = clock_timestamp(),
+    expires_at = clock_timestamp() + make_interval(secs => %(ttl_s)s),
+    elapsed_time_ms = %(elapsed_time_ms)s,
+    doc_count = %(doc_count)s,
+    size_bytes = %(size_bytes)s,
+    results_total_doc_count = %(doc_count)s
+WHERE query_id = %(query_id)s AND state = 'RUNNING'
+
+-- name: mark_failed
+UPDATE pgpager.stored_queries
+SET state = 'FAILED',
+    error = %(error)s,
+    finished_at = clock_timestamp(),
+    expires_at = clock_timestamp() + make_interval(secs => %(ttl_s)s),
+    elapsed_time_ms = %(elapsed_time_ms)s
+WHERE query_id = %(query_id)s AND state IN ('QUEUED', 'RUNNING')
+
+-- name: fail_instance
+-- At shutdown: whatever this instance still runs will not finish.
+UPDATE pgpager.stored_queries
+SET state = 'FAILED', error = %(error)s, finished_at = clock_timestamp()
+WHERE owner_instance = %(instance_id)s AND state IN ('QUEUED', 'RUNNING')
+
+-- name: fail_orphaned
+-- Unfinished queries of another instance whose liveness lock (lock_instance) nobody holds.
+WITH orphaned AS (
+    SELECT q.query_id
+    FROM pgpager.stored_queries AS q
+    WHERE q.state IN ('QUEUED', 'RUNNING')
+      AND q.owner_instance IS DISTINCT FROM %(instance_id)s
+      AND (%(query_id)s::uuid IS NULL OR q.query_id = %(query_id)s::uuid)
+      AND NOT EXISTS (
+          SELECT 1
+          FROM pg_locks AS l
+          WHERE l.locktype = 'advisory'
+            AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = hashtext('pgpager.instance')::oid
+            AND l.objid = hashtext(q.owner_instance)::oid
+            AND l.objsubid = 2
+            -- A user's SQL may take the same lock; only a service connection counts.
+            AND l.pid IN (
+                SELECT pid FROM pg_stat_activity WHERE usename IS DISTINCT FROM 'pgpager_reader'
+            )
+      )
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE pgpager.stored_queries AS q
+SET state = 'FAILED', error = %(error)s, finished_at = clock_timestamp()
+FROM orphaned
+WHERE q.query_id = orphaned.query_id
+RETURNING q.query_id::text
+
+-- name: get_query
+SELECT query_id::text, kind, state, error, api_key_id, owner_instance, created_at, started_at,
+       finished_at, expires_at, expires_at <= now() AS expired, elapsed_time_ms, doc_count,
+       size_bytes, results_total_doc_count
+FROM pgpager.stored_queries
+WHERE query_id = %(query_id)s
+
+-- name: list_queries
+SELECT query_id::text, kind, state, error, api_key_id, owner_instance, created_at, started_at,
+       finished_at, expires_at, expires_at <= now() AS expired, elapsed_time_ms, doc_count,
+       size_bytes, results_total_doc_count
+FROM pgpager.stored_queries
+WHERE (%(all)s OR api_key_id IS NOT DISTINCT FROM %(api_key_id)s)
+  AND expires_at > now()
+ORDER BY created_at DESC, query_id
+LIMIT %(limit)s
+
+-- name: read_page
+-- A primary-key range read: the same cost at any depth. The rows are already JSON text.
+SELECT coalesce('[' || string_agg(row::text, ',' ORDER BY ordinal) || ']', '[]') AS results,
+       count(*) AS n
+FROM pgpager.stored_query_rows
+WHERE query_id = %(query_id)s AND ordinal >= %(start)s AND ordinal < %(stop)s
+
+-- name: copy_rows
+COPY pgpager.stored_query_rows (query_id, ordinal, row) FROM STDIN
+
+-- name: select_expired
+SELECT query_id::text
+FROM pgpager.stored_queries
+WHERE expires_at <= now()
+ORDER BY expires_at
+LIMIT %(limit)s
+
+-- name: delete_rows_batch
+-- Bounded work per statement: a primary-key range of at most %(batch)s ordinals (a query's
+-- ordinals are dense from 0: a run keeps all its rows or none).
+DELETE FROM pgpager.stored_query_rows
+WHERE query_id = %(query_id)s
+  AND ordinal < (
+      SELECT coalesce(min(ordinal), 0) FROM pgpager.stored_query_rows
+      WHERE query_id = %(query_id)s
+  ) + %(batch)s
+
+-- name: delete_query
+DELETE FROM pgpager.stored_queries WHERE query_id = %(query_id)s
+
+-- name: declare_sql
+-- The user's text is the body of a subquery: only a SELECT or VALUES fits there, and a
+-- data-modifying WITH is rejected ("must be at the top level"). The newline ends a trailing
+-- -- comment. Sent with the extended protocol, which refuses several statements.
+DECLARE pgpager_stored NO SCROLL CURSOR FOR
+SELECT to_jsonb(t)::text FROM (
+{user_sql}
+) AS t
+
+-- name: declare_search
+DECLARE pgpager_stored NO SCROLL CURSOR FOR
+SELECT h.id,
+       (jsonb_build_object('id', h.id, 'score', {score}, 'distance', h.distance)
+        || CASE WHEN h.embedding IS NULL THEN '{{}}'::jsonb
+                ELSE jsonb_build_object('vector', to_jsonb(h.embedding::real[])) END
+        || CASE WHEN h.metadata IS NULL THEN '{{}}'::jsonb
+                ELSE jsonb_build_object('metadata', h.metadata) END
+        || CASE WHEN h.data IS NULL THEN '{{}}'::jsonb
+                ELSE jsonb_build_object('data', h.data) END)::text
+FROM ({nearest}) AS h
+
+-- name: fetch
+FETCH FORWARD {n} FROM pgpager_stored
+
+-- name: reader_session
+-- Belt and braces: the role's defaults say the same, the transaction is READ ONLY too.
+SELECT set_config('statement_timeout', %(timeout_ms)s, true),
+       set_config('search_path', 'pgpager_data', true)
+
+-- name: statement_timeout
+SELECT set_config('statement_timeout', %(timeout_ms)s, true)
+
+-- name: reader_transaction_timeout
+SELECT set_config('transaction_timeout', %(timeout_ms)s, true)
+
+-- name: reader_client_check
+-- The backend of a killed server's query stops within this time instead of at its timeout.
+SELECT set_config('client_connection_check_interval', %(check_ms)s, false)
+
+-- name: state_counts
+SELECT state, count(*) FROM pgpager.stored_queries GROUP BY state

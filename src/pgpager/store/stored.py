@@ -1,0 +1,554 @@
+"""Stored queries in PostgreSQL: the query rows, their kept results, and the run itself.
+
+A run streams JSON rows from a server-side cursor (a user's SQL on a ``pgpager_reader``
+connection, or a nearest-neighbour search on a service connection) and copies them, chunk by
+chunk, into ``stored_query_rows`` on a second connection: memory stays flat at any size.
+Reading a page is a primary-key range read on ``(query_id, ordinal)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg import sql
+from psycopg.adapt import Buffer, Loader
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import Format
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from pgpager.database import connect
+from pgpager.errors import QueryFailed, QueryTimeout, SqlUnavailable
+from pgpager.filters import CompiledFilter
+from pgpager.store import pages
+from pgpager.store.collections import Collection
+from pgpager.store.queries import query
+from pgpager.store.search import Include, nearest
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.AsyncConnection[Any]
+Chunks = AsyncGenerator[list[bytes], None]
+
+READER_ROLE = "pgpager_reader"
+FETCH_ROWS = 10_000
+"""Rows per FETCH from the server-side cursor, and so per COPY write."""
+
+CLIENT_CHECK_MS = 1000
+"""How often a reader backend checks that its client is still there (a killed server's
+queries stop within this time instead of running to their timeout)."""
+
+DELETE_BATCH = 50_000
+"""Rows one DELETE statement removes when a stored query is deleted or expires."""
+EXPIRE_ROW_BUDGET = 500_000
+"""Most rows one ``expire_stored_queries`` call deletes; a bigger result takes several ticks."""
+
+ORPHAN_REASON = "server stopped while the query ran (its pgpager instance is gone)"
+
+# COPY text format: these bytes would end a field or a line.
+_COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\n", b"\\n"), (b"\r", b"\\r"), (b"\t", b"\\t"))
+
+
+@dataclass(frozen=True)
+class Secret:
+    cursor_key: bytes
+    reader_password: str
+
+
+@dataclass(frozen=True)
+class StoredQuery:
+    query_id: str
+    kind: str
+    state: str
+    error: str | None
+    api_key_id: str | None
+    owner_instance: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    expires_at: dt.datetime
+    expired: bool
+    elapsed_time_ms: int | None
+    doc_count: int | None
+    size_bytes: int | None
+    results_total_doc_count: int | None
+
+
+@dataclass(frozen=True)
+class Page:
+    results: bytes
+    """The rows as one JSON array, ready to send."""
+    count: int
+
+
+@dataclass(frozen=True)
+class Written:
+    doc_count: int
+    size_bytes: int
+
+
+class _RawText(Loader):
+    """text in binary format is its UTF-8 bytes: keep them as bytes, no decoding."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+# --- the secret, the reader role, instance liveness -----------------------------------------
+async def load_secret(pool: AsyncConnectionPool, fresh: Secret) -> Secret:
+    """The shared secret row; ``fresh`` is stored first if the row is missing."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            query("stored", "ensure_secret"),
+            {"cursor_key": fresh.cursor_key.hex(), "reader_password": fresh.reader_password},
+        )
+        cur = await conn.execute(query("stored", "get_secret"))
+        row = await cur.fetchone()
+    assert row is not None
+    return Secret(cursor_key=bytes.fromhex(row[0]), reader_password=row[1])
+
+
+async def set_reader_password(pool: AsyncConnectionPool, password: str) -> None:
+    try:
+        async with pool.connection() as conn:
+            await conn.execute(
+                query("stored", "set_reader_password", password=sql.Literal(password))
+            )
+    except psycopg.Error as exc:
+        raise SqlUnavailable(
+            f"stored SQL queries are unavailable: cannot set the {READER_ROLE} password "
+            f"({_first_line(exc)}); set PGPAGER_SQL_READER_PASSWORD to its password"
+        ) from exc
+
+
+async def connect_reader(database_url: str, password: str, *, timeout_ms: int) -> Conn:
+    """A connection whose session user is the reader role, so no SQL can switch back."""
+    params = conninfo_to_dict(database_url)
+    params.update(
+        user=READER_ROLE,
+        password=password,
+        application_name="pgpager-stored-sql",
+        options=(
+            f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on "
+            "-c search_path=pgpager_data"
+        ),
+    )
+    try:
+        conninfo = make_conninfo("", **params)
+        conn: Conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise SqlUnavailable(
+            f"stored SQL queries are unavailable: cannot log in as {READER_ROLE} "
+            f"({_first_line(exc)}); see the README on stored queries"
+        ) from exc
+    await conn.set_read_only(True)
+    if conn.info.server_version >= 140000:
+        await conn.execute(
+            query("stored", "reader_client_check"), {"check_ms": str(CLIENT_CHECK_MS)}
+        )
+    return conn
+
+
+async def lock_instance(database_url: str, instance_id: str) -> Conn:
+    """Open the connection whose advisory lock says that this instance is alive."""
+    conn = await connect(database_url)
+    await conn.execute(query("stored", "lock_instance"), {"instance_id": instance_id})
+    return conn
+
+
+# --- the queries table ------------------------------------------------------------------------
+async def insert(
+    pool: AsyncConnectionPool,
+    *,
+    query_id: str,
+    kind: str,
+    request: dict[str, Any],
+    api_key_id: str | None,
+    owner_instance: str,
+    keep_s: float,
+) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            query("stored", "insert_query"),
+            {
+                "query_id": query_id,
+                "kind": kind,
+                "request": Jsonb(request),
+                "api_key_id": api_key_id,
+                "owner_instance": owner_instance,
+                "keep_s": keep_s,
+            },
+        )
+
+
+async def mark_running(pool: AsyncConnectionPool, query_id: str) -> bool:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("stored", "mark_running"), {"query_id": query_id})
+        return cur.rowcount == 1
+
+
+async def mark_failed(
+    pool: AsyncConnectionPool, query_id: str, error: str, *, ttl_s: float, elapsed_ms: int | None
+) -> bool:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("stored", "mark_failed"),
+            {"query_id": query_id, "error": error, "ttl_s": ttl_s, "elapsed_time_ms": elapsed_ms},
+        )
+        return cur.rowcount == 1
+
+
+async def fail_instance(pool: AsyncConnectionPool, instance_id: str, error: str) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("stored", "fail_instance"), {"instance_id": instance_id, "error": error}
+        )
+        return cur.rowcount
+
+
+async def fail_orphaned(
+    pool: AsyncConnectionPool, instance_id: str, error: str, query_id: str | None = None
+) -> list[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("stored", "fail_orphaned"),
+            {"instance_id": instance_id, "error": error, "query_id": query_id},
+        )
+        return [r[0] for r in await cur.fetchall()]
+
+
+async def get(pool: AsyncConnectionPool, query_id: str) -> StoredQuery | None:
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query("stored", "get_query"), {"query_id": query_id})
+        row = await cur.fetchone()
+    return None if row is None else StoredQuery(**row)
+
+
+async def list_queries(
+    pool: AsyncConnectionPool, *, api_key_id: str | None, everyone: bool, limit: int
+) -> list[StoredQuery]:
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            query("stored", "list_queries"),
+            {"api_key_id": api_key_id, "all": everyone, "limit": limit},
+        )
+        return [StoredQuery(**r) for r in await cur.fetchall()]
+
+
+async def state_counts(pool: AsyncConnectionPool) -> dict[str, int]:
+    """Stored queries by state (for ``pgpager status``)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("stored", "state_counts"))
+        return {r[0]: int(r[1]) for r in await cur.fetchall()}
+
+
+async def read_page(pool: AsyncConnectionPool, query_id: str, start: int, stop: int) -> Page:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("stored", "read_page"), {"query_id": query_id, "start": start, "stop": stop}
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return Page(results=row[0].encode(), count=int(row[1]))
+
+
+async def expired(pool: AsyncConnectionPool, limit: int) -> list[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("stored", "select_expired"), {"limit": limit})
+        return [r[0] for r in await cur.fetchall()]
+
+
+async def delete(
+    pool: AsyncConnectionPool, query_id: str, *, batch: int, budget: int | None = None
+) -> tuple[bool, int]:
+    """Delete the rows ``batch`` at a time (each statement short), then the query.
+
+    Stops after ``budget`` rows; returns (query deleted, rows deleted).
+    """
+    spent = 0
+    async with pool.connection() as conn:
+        while budget is None or spent < budget:
+            n = batch if budget is None else min(batch, budget - spent)
+            cur = await conn.execute(
+                query("stored", "delete_rows_batch"), {"query_id": query_id, "batch": n}
+            )
+            spent += cur.rowcount
+            if cur.rowcount < n:
+                cur = await conn.execute(query("stored", "delete_query"), {"query_id": query_id})
+                return cur.rowcount == 1, spent
+    return False, spent
+
+
+async def expire_stored_queries(pool: AsyncConnectionPool, limit: int) -> int:
+    """Delete up to ``limit`` expired queries with their rows: at most ``EXPIRE_ROW_BUDGET``
+    rows per call, in statements of ``DELETE_BATCH``, so a sweeper tick stays short. A bigger
+    result is finished by later calls (its pages answer 410 meanwhile). Returns the queries
+    deleted."""
+    budget = EXPIRE_ROW_BUDGET
+    deleted = 0
+    for query_id in await expired(pool, limit):
+        if budget <= 0:
+            break
+        gone, spent = await delete(pool, query_id, batch=min(DELETE_BATCH, budget), budget=budget)
+        budget -= spent
+        deleted += gone
+    return deleted
+
+
+async def fail_orphaned_queries(pool: AsyncConnectionPool, instance_id: str) -> int:
+    """Mark FAILED the QUEUED/RUNNING queries of other instances that no longer hold their
+    liveness lock (``lock_instance``): a killed server's queries. Returns how many."""
+    return len(await fail_orphaned(pool, instance_id, ORPHAN_REASON))
+
+
+# --- running ----------------------------------------------------------------------------------
+async def sql_rows(conn: Conn, text: str, parameters: Sequence[Any], *, timeout_ms: int) -> Chunks:
+    """The user's SQL as chunks of JSON object rows, read through a NO SCROLL cursor.
+
+    ``conn`` is a reader connection (``connect_reader``). Parameters are bound server-side
+    as ``$1, $2, ...``; the text itself is never parsed or rewritten by the client.
+    """
+    user_sql = _strip(text)
+    declare = query("stored", "declare_sql", user_sql=sql.SQL(user_sql))
+    # Error positions count from the start of the DECLARE: make them count in the user's text.
+    shift = declare.as_string(conn).index(user_sql) if user_sql else 0
+    try:
+        async with conn.transaction():
+            await _reader_session(conn, timeout_ms)
+            cur = psycopg.AsyncRawCursor(conn)
+            cur.adapters.register_loader("text", _RawText)
+            # binary=True makes psycopg use the extended protocol even without parameters:
+            # the server then refuses a text holding more than one statement.
+            await cur.execute(declare, [_param(p) for p in parameters], binary=True)
+            fetch = query("stored", "fetch", n=sql.Literal(FETCH_ROWS))
+            while True:
+                await cur.execute(fetch, binary=True)
+                rows = await cur.fetchall()
+                if rows:
+                    yield [r[0] for r in rows]
+                if len(rows) < FETCH_ROWS:
+                    break
+    except psycopg.Error as exc:
+        raise _query_error(exc, timeout_ms, shift=shift, length=len(user_sql)) from exc
+
+
+async def search_rows(
+    database_url: str,
+    c: Collection,
+    *,
+    vector: np.ndarray[Any, np.dtype[np.float32]],
+    namespace: str,
+    where: CompiledFilter,
+    include: Include,
+    limit: int,
+    exact_above: int,
+    index_limit: int,
+    ef_search: int,
+    max_scan_tuples: int,
+    timeout_ms: int,
+) -> Chunks:
+    """The ``limit`` nearest rows as chunks of JSON hits ({id, score, distance, ...}).
+
+    Exact order when ``limit`` exceeds ``index_limit`` or the namespace and filter match at
+    most ``exact_above`` rows; otherwise the HNSW stream (iterative scan, strict order),
+    completed from the exact order of the rows it did not deliver if it ends early. One
+    snapshot for all of it.
+    """
+    params = {"q": vector, "namespace": namespace, **where.params}
+    conn = await connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(query("pages", "begin_snapshot"))
+            await conn.execute(
+                query("stored", "statement_timeout"), {"timeout_ms": str(timeout_ms)}
+            )
+            exact = limit > index_limit or (
+                await pages.count_matching(conn, c, namespace, where, exact_above + 1)
+                <= exact_above
+            )
+            if not exact:
+                await pages.use_hnsw(
+                    conn,
+                    ef_search=ef_search,
+                    max_scan_tuples=max_scan_tuples,
+                    scan_mem_multiplier=2.0,
+                )
+            delivered: list[str] = []
+            async for chunk in _search_cursor(conn, c, where, include, exact, limit, params):
+                if not exact:
+                    delivered.extend(i.decode() for i, _ in chunk)
+                yield [j for _, j in chunk]
+            if not exact and len(delivered) < limit:
+                await pages.use_sort(conn)
+                rest = CompiledFilter(
+                    sql.SQL("({}) AND t.id <> ALL(%(exclude)s::text[])").format(where.sql),
+                    {**where.params, "exclude": delivered},
+                )
+                tail = {**params, **rest.params}
+                async for chunk in _search_cursor(
+                    conn, c, rest, include, True, limit - len(delivered), tail
+                ):
+                    yield [j for _, j in chunk]
+    except psycopg.Error as exc:
+        raise _query_error(exc, timeout_ms) from exc
+    finally:
+        await conn.close()
+
+
+async def _search_cursor(
+    conn: Conn,
+    c: Collection,
+    where: CompiledFilter,
+    include: Include,
+    exact: bool,
+    limit: int,
+    params: dict[str, Any],
+) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    declare = query(
+        "stored",
+        "declare_search",
+        score=_score(c.metric),
+        nearest=nearest(c, include=include, where=where, exact=exact, limit_offset=True),
+    )
+    async with conn.cursor() as cur:
+        cur.adapters.register_loader("text", _RawText)
+        await cur.execute(declare, {**params, "limit": limit, "offset": 0})
+        fetch = query("stored", "fetch", n=sql.Literal(FETCH_ROWS))
+        while True:
+            await cur.execute(fetch, binary=True)
+            rows = await cur.fetchall()
+            if rows:
+                yield [(r[0], r[1]) for r in rows]
+            if len(rows) < FETCH_ROWS:
+                break
+        await cur.execute("CLOSE pgpager_stored")
+
+
+def _score(metric: str) -> sql.Composable:
+    """The same scores as ``store.search.score``, in SQL over ``h.distance``."""
+    if metric == "cosine":
+        return sql.SQL("greatest(0.0, least(1.0, 1.0 - h.distance / 2.0))")
+    if metric == "euclidean":
+        return sql.SQL("1.0 / (1.0 + h.distance * h.distance)")
+    return sql.SQL("greatest(0.0, least(1.0, (1.0 - h.distance) / 2.0))")
+
+
+async def write_rows(
+    database_url: str,
+    query_id: str,
+    chunks: AsyncIterator[list[bytes]],
+    *,
+    max_rows: int,
+    ttl_s: float,
+    elapsed_ms: Callable[[], int],
+) -> Written | None:
+    """COPY the chunks into ``stored_query_rows`` and mark the query COMPLETED, in one
+    transaction on a connection of its own. None if the query was deleted or failed meanwhile.
+    """
+    prefix = query_id.encode() + b"\t"
+    n = 0
+    size = 0
+    conn = await connect(database_url)
+    try:
+        async with conn.transaction():
+            async with conn.cursor() as cur, cur.copy(query("stored", "copy_rows")) as copy:
+                async for chunk in chunks:
+                    if n + len(chunk) > max_rows:
+                        raise QueryFailed(
+                            f"the result has more than {max_rows} rows, the most a stored "
+                            "query keeps (PGPAGER_STORED_QUERY_MAX_ROWS); narrow the query",
+                            limit=max_rows,
+                        )
+                    buf = bytearray()
+                    for line in chunk:
+                        size += len(line)
+                        if b"\\" in line or b"\n" in line or b"\r" in line or b"\t" in line:
+                            for raw, escaped in _COPY_ESCAPES:
+                                line = line.replace(raw, escaped)
+                        buf += prefix
+                        buf += b"%d\t" % n
+                        buf += line
+                        buf += b"\n"
+                        n += 1
+                    await copy.write(buf)
+            cur2 = await conn.execute(
+                query("stored", "mark_completed"),
+                {
+                    "query_id": query_id,
+                    "ttl_s": ttl_s,
+                    "elapsed_time_ms": elapsed_ms(),
+                    "doc_count": n,
+                    "size_bytes": size,
+                },
+            )
+            if cur2.rowcount != 1:
+                raise _Abandoned()
+    except _Abandoned:
+        return None
+    except pgerrors.ForeignKeyViolation:
+        return None  # the query was deleted while it ran
+    finally:
+        await conn.close()
+    return Written(doc_count=n, size_bytes=size)
+
+
+class _Abandoned(Exception):
+    """The query row left the RUNNING state while the rows were written: keep nothing."""
+
+
+async def _reader_session(conn: Conn, timeout_ms: int) -> None:
+    await conn.execute(query("stored", "reader_session"), {"timeout_ms": str(timeout_ms)})
+    if conn.info.server_version >= 170000:
+        await conn.execute(
+            query("stored", "reader_transaction_timeout"), {"timeout_ms": str(timeout_ms)}
+        )
+
+
+def _strip(text: str) -> str:
+    """Trailing semicolons would end the subquery early: drop them (and whitespace)."""
+    text = text.rstrip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+    ):
+        return Jsonb(value)
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _query_error(
+    exc: psycopg.Error, timeout_ms: int, *, shift: int = 0, length: int = 0
+) -> QueryFailed | QueryTimeout:
+    if isinstance(exc, pgerrors.QueryCanceled | pgerrors.TransactionTimeout):
+        return QueryTimeout(
+            f"the query ran past its time limit of {timeout_ms} ms (timeout_ms)",
+            timeout_ms=timeout_ms,
+        )
+    diag = exc.diag
+    message = diag.message_primary or _first_line(exc)
+    detail: dict[str, Any] = {"sqlstate": exc.sqlstate}
+    if diag.statement_position and length:
+        position = int(diag.statement_position) - shift
+        if 1 <= position <= length:
+            detail["position"] = position
+    if diag.message_hint:
+        detail["hint"] = diag.message_hint
+    return QueryFailed(f"the query failed: {message}", **detail)
