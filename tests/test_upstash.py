@@ -373,10 +373,11 @@ def test_errors_use_the_upstash_envelope(server: ServerProcess, index: Index) ->
 
 
 def test_api_keys_ownership_and_handle_cap(
-    pg_url: str, server_factory: Callable[..., ServerProcess]
+    fresh_db_url: str, server_factory: Callable[..., ServerProcess]
 ) -> None:
+    # A database of its own: the handle cap counts every active handle in the database.
     s = server_factory(
-        pg_url,
+        fresh_db_url,
         PGPAGER_API_KEYS="sdk-token-123:read+write,other-token-456:read",
         PGPAGER_MAX_ACTIVE_HANDLES="1",
     )

@@ -15,13 +15,17 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from pgpager import __version__
 from pgpager.context import AppContext
 from pgpager.cursors import CursorHosts
-from pgpager.database import open_pool
+from pgpager.database import open_pool, server_application_name, with_application_name
 from pgpager.http.auth import auth_guard
 from pgpager.http.errors import EXCEPTION_HANDLERS
 from pgpager.http.routes.collections import CollectionsController
+from pgpager.http.routes.queries import ROUTES as QUERY_ROUTES
 from pgpager.http.routes.resumable import ResumableController, ResumableStartController
+from pgpager.http.routes.search import SearchController
 from pgpager.http.routes.system import health, metrics
+from pgpager.http.routes.upstash import upstash_router
 from pgpager.http.routes.vectors import VectorsController
+from pgpager.services import stored_queries
 from pgpager.services.resumable import ResumableQueries
 from pgpager.settings import Settings
 from pgpager.sweeper import HandleListener, Sweeper
@@ -44,10 +48,14 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
                 settings=settings, database_url=database_url, pool=pool, keys=settings.keys()
             )
             app.state.ctx = ctx
-            hosts = CursorHosts(database_url, settings.cursor_hosts, settings.hnsw_ef_search)
+            # Tagged so that `pgpager handles show` can tell a cursor host's backend apart.
+            tagged = with_application_name(
+                database_url, server_application_name(settings.instance_id)
+            )
+            hosts = CursorHosts(tagged, settings.cursor_hosts, settings.hnsw_ef_search)
             ctx.resumable = ResumableQueries(pool, settings, hosts)
             stack.push_async_callback(ctx.resumable.close_all)
-            listener = HandleListener(database_url, ctx.resumable)
+            listener = HandleListener(tagged, ctx.resumable)
             listener.start()
             stack.push_async_callback(listener.stop)
             ctx.sweeper = Sweeper(pool, settings, ctx.resumable)
@@ -63,6 +71,8 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             VectorsController,
             ResumableStartController,
             ResumableController,
+            SearchController,
+            upstash_router,
             health,
             metrics,
             *ROUTES,
@@ -84,5 +94,5 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
 
 # Features that run background parts register an async context manager factory here, and
 # their controllers in ROUTES (kept as lists so each feature module stays self-contained).
-FEATURES: list = []  # type: ignore[type-arg]
-ROUTES: list = []  # type: ignore[type-arg]
+FEATURES: list = [stored_queries.feature]  # type: ignore[type-arg]
+ROUTES: list = [*QUERY_ROUTES]  # type: ignore[type-arg]
