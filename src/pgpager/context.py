@@ -3,12 +3,12 @@ sweeper). One object, built by the server's lifespan and by the CLI, passed down
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
 
 from pgpager.services.resumable import ResumableQueries
+from pgpager.services.stored_queries import StoredQueries
 from pgpager.settings import ApiKey, Settings
 from pgpager.sweeper import Sweeper
 
@@ -21,5 +21,4 @@ class AppContext:
     keys: tuple[ApiKey, ...] = ()
     resumable: ResumableQueries | None = None
     sweeper: Sweeper | None = None
-    # Filled in by the features that need them (resumable queries, stored queries, sweeper).
-    extras: dict[str, Any] = field(default_factory=dict)
+    stored: StoredQueries | None = None

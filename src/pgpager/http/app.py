@@ -61,8 +61,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             ctx.sweeper = Sweeper(pool, settings, ctx.resumable)
             ctx.sweeper.start()
             stack.push_async_callback(ctx.sweeper.stop)
-            for feature in FEATURES:
-                await stack.enter_async_context(feature(ctx))
+            await stack.enter_async_context(stored_queries.feature(ctx))
             yield
 
     return Litestar(
@@ -75,7 +74,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             upstash_router,
             health,
             metrics,
-            *ROUTES,
+            *QUERY_ROUTES,
         ],
         lifespan=[lifespan],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
@@ -91,8 +90,3 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         debug=False,
     )
 
-
-# Features that run background parts register an async context manager factory here, and
-# their controllers in ROUTES (kept as lists so each feature module stays self-contained).
-FEATURES: list = [stored_queries.feature]  # type: ignore[type-arg]
-ROUTES: list = [*QUERY_ROUTES]  # type: ignore[type-arg]

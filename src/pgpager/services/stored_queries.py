@@ -21,12 +21,11 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
 
 from pgpager import metrics
-from pgpager.context import AppContext
 from pgpager.errors import (
     Forbidden,
     InvalidCursor,
@@ -45,10 +44,11 @@ from pgpager.settings import Settings
 from pgpager.store import collections, stored
 from pgpager.store.search import Include
 
+if TYPE_CHECKING:
+    from pgpager.context import AppContext
+
 log = logging.getLogger(__name__)
 
-EXTRA = "stored_queries"
-"""The key of the runner in ``AppContext.extras``."""
 
 MAX_INITIAL_RESULTS = 100_000
 DEFAULT_DOCS = 10_000
@@ -365,8 +365,8 @@ class Liveness:
 
 
 def runner(ctx: AppContext) -> StoredQueries:
-    found: StoredQueries = ctx.extras[EXTRA]
-    return found
+    assert ctx.stored is not None, "the server's lifespan starts the stored-query runner"
+    return ctx.stored
 
 
 @asynccontextmanager
@@ -380,7 +380,7 @@ async def feature(ctx: AppContext) -> AsyncIterator[StoredQueries]:
         runs = StoredQueries(
             ctx.settings, ctx.database_url, ctx.pool, await stored.load_secret(ctx.pool, fresh)
         )
-        ctx.extras[EXTRA] = runs
+        ctx.stored = runs
         failed = await fail_orphaned_queries(ctx.pool, instance_id)
         if failed:
             log.warning("%d stored queries of stopped servers marked FAILED", failed)
