@@ -356,3 +356,21 @@ async def test_drop_collection_with_open_handles(make_client: Any, pg_url: str) 
         rest, _ = await drain(client, hb, 50)
         got = first + [x["id"] for x in rest]
         assert len(got) == len(set(got)) == 300
+
+
+async def test_idle_handle_expires_on_next_without_a_sweep(client: Client, collection: str) -> None:
+    """The hot path refuses an overdue handle by itself; it does not wait for the sweeper."""
+    await client.post(
+        f"/v1/collections/{collection}/vectors",
+        json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(9)]},
+    )
+    handle = (await start(client, collection, [1, 0, 0], top_k=1, max_idle=1)).json()["handle"]
+    assert handle in client.app.state.ctx.resumable.live
+    deadline = time.monotonic() + 10
+    while (await client.get(f"/v1/resumable-queries/{handle}")).json()["idle_seconds"] <= 1.2:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
+    assert r.status_code == 410
+    assert "idle" in r.json()["error"]["message"]
+    assert (await client.get(f"/v1/resumable-queries/{handle}")).json()["state"] == "expired"

@@ -60,7 +60,7 @@ class QuerySession(Base):
             "state IN ('active', 'exhausted', 'stopped', 'expired')", name="state_known"
         ),
         CheckConstraint("phase IN ('index', 'exact')", name="phase_known"),
-        Index("query_sessions_active_idx", "last_used_at", postgresql_where="state = 'active'"),
+        {"postgresql_with": {"fillfactor": 50}},
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)

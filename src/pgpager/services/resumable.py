@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -45,13 +46,16 @@ WINDOW = 64
 
 @dataclass
 class LiveCursor:
-    """The cache beside a handle's row: where its cursor lives and rows read but not sent."""
+    """The cache beside a handle's row: its cursor, a snapshot of the row taken when the cursor
+    was declared (query, owner key, limits), how many rows it delivered, rows read but not sent."""
 
     host: CursorHost
     name: str
     generation: int
     phase: str
     collection: Collection
+    session: Session
+    position: int
     buffer: list[Hit] = field(default_factory=list)
 
     @property
@@ -139,21 +143,26 @@ class ResumableQueries:
         metrics.handle_events.labels("started").inc()
         async with self._exclusive(handle):
             session = await self._session(handle, api_key_id)
-            return await self._next(session, top_k, c)
+            live = await self._declare(session, session.phase, c, rehydrate=False, position=0)
+            return await self._continue(live, top_k)
 
     async def next(self, handle: str, additional_k: int, api_key_id: str | None) -> Page:
         check_k(additional_k, "additional_k")
         started = time.perf_counter()
         async with self._exclusive(handle):
-            session = await self._session(handle, api_key_id)
-            if session.state == "exhausted":
-                return Page(handle, [], "exhausted", session.position)
-            self._check_open(session)
-            reason = session.overdue_reason
-            if reason is not None:
-                await self._close(handle, "expired", reason)
-                raise HandleClosed(f"this handle expired: {reason}", state="expired", reason=reason)
-            page = await self._next(session, additional_k, None)
+            live = self.live.get(handle)
+            if live is not None and live.valid:
+                # Hot path: the cursor is here. Whether the handle is still open and within
+                # its limits is checked by record_delivery in the same round trip as the write.
+                if live.session.api_key_id not in (None, api_key_id):
+                    raise HandleNotFound(f"no resumable query with handle {handle!r}")
+            else:
+                live = await self._rehydrate(handle, api_key_id)
+                if live is None:
+                    return Page(
+                        handle, [], "exhausted", (await self._session(handle, api_key_id)).position
+                    )
+            page = await self._continue(live, additional_k)
         metrics.next_latency.observe(time.perf_counter() - started)
         return page
 
@@ -266,7 +275,7 @@ class ResumableQueries:
         return params, include, where
 
     async def _declare(
-        self, session: Session, phase: str, c: Collection, *, rehydrate: bool
+        self, session: Session, phase: str, c: Collection, *, rehydrate: bool, position: int
     ) -> LiveCursor:
         params, include, where = self._params(session)
         # A fresh index cursor has nothing to skip; every other cursor skips what the handle
@@ -278,9 +287,23 @@ class ResumableQueries:
         host = self.hosts.pick()
         name = await host.declare(query, params)
         live = LiveCursor(
-            host=host, name=name, generation=host.generation, phase=phase, collection=c
+            host=host,
+            name=name,
+            generation=host.generation,
+            phase=phase,
+            collection=c,
+            session=dataclasses.replace(session, phase=phase),
+            position=position,
         )
         self.live[session.id] = live
+        await sessions.set_owner(
+            self.pool,
+            session.id,
+            phase=phase,
+            owner_instance=self.settings.instance_id,
+            owner_pid=host.backend_pid,
+            cursor_name=name,
+        )
         metrics.handles_active.set(len(self.live))
         if rehydrate:
             metrics.handle_events.labels("rehydrated").inc()
@@ -288,31 +311,42 @@ class ResumableQueries:
                 "handle %s rehydrated on host %d at position %d (%s phase)",
                 session.id[:8],
                 host.index,
-                session.position,
+                position,
                 phase,
             )
         return live
 
-    async def _live(self, session: Session, c: Collection | None) -> LiveCursor:
-        live = self.live.get(session.id)
-        if live is not None and live.valid and live.phase == session.phase:
-            return live
-        if live is not None:
-            await self.drop_local([session.id])
-        if c is None:
-            async with self.pool.connection() as conn:
-                c = await collections.get(conn, session.collection)
-        # A handle that has never delivered anything and has no cursor is a fresh start.
-        return await self._declare(session, session.phase, c, rehydrate=session.position > 0)
+    async def _rehydrate(self, handle: str, api_key_id: str | None) -> LiveCursor | None:
+        """A cursor for a handle whose cursor is not here (restart, lost connection, another
+        instance). None if the handle is exhausted; an error if it is closed or overdue."""
+        await self.drop_local([handle])
+        session = await self._session(handle, api_key_id)
+        if session.state == "exhausted":
+            return None
+        self._check_open(session)
+        reason = session.overdue_reason
+        if reason is not None:
+            await self._close(handle, "expired", reason)
+            raise HandleClosed(f"this handle expired: {reason}", state="expired", reason=reason)
+        async with self.pool.connection() as conn:
+            c = await collections.get(conn, session.collection)
+        return await self._declare(
+            session, session.phase, c, rehydrate=session.position > 0, position=session.position
+        )
 
-    async def _next(self, session: Session, k: int, c: Collection | None) -> Page:
-        live = await self._live(session, c)
+    async def _redeclare(self, live: LiveCursor, phase: str, *, rehydrate: bool) -> LiveCursor:
+        await self.drop_local([live.session.id])
+        return await self._declare(
+            live.session, phase, live.collection, rehydrate=rehydrate, position=live.position
+        )
+
+    async def _continue(self, live: LiveCursor, k: int) -> Page:
+        handle = live.session.id
         metric = live.collection.metric
         out: list[Hit] = []
-        position = session.position
-        state = "active"
+        exhausted = False
         retried = False
-        while len(out) < k and state == "active":
+        while len(out) < k and not exhausted:
             need = k - len(out)
             try:
                 batch, ended = await self._read(live, need, metric)
@@ -320,53 +354,40 @@ class ResumableQueries:
                 if retried:
                     raise
                 retried = True
-                session = await self._session(session.id, session.api_key_id)
-                live = await self._declare(session, live.phase, live.collection, rehydrate=True)
+                live = await self._redeclare(live, live.phase, rehydrate=True)
                 continue
             if ended and live.phase == "index":
                 # The HNSW scan is over; what it missed comes from the exact phase.
-                await self.drop_local([session.id])
-                live = await self._declare(session, "exact", live.collection, rehydrate=False)
-                await self._save_phase(session, "exact", live)
+                live = await self._redeclare(live, "exact", rehydrate=False)
                 continue
-            if ended:
-                state = "exhausted"
-            new_position, fresh = await sessions.record_delivery(
-                self.pool,
-                session.id,
-                [h.id for h in batch],
-                phase=live.phase,
-                state=state,
-                state_reason="every matching row was delivered" if state == "exhausted" else None,
-                owner_instance=self.settings.instance_id,
-                owner_pid=live.host.backend_pid,
-                cursor_name=live.name,
-            )
-            if new_position is None:
-                # Closed while we read (stopped from the CLI, expired by a sweeper).
-                await self.drop_local([session.id])
-                session = await self._session(session.id, session.api_key_id)
-                self._check_open(session)
-                raise HandleClosed("this handle was closed", state=session.state)
-            position = new_position
-            out.extend(h for h in batch if h.id in fresh)
-        if state == "exhausted":
-            await self.drop_local([session.id])
-            metrics.handle_events.labels("exhausted").inc()
-        return Page(session.id, out, state, position)
+            exhausted = ended
+            if batch:
+                active, fresh = await sessions.record_delivery(
+                    self.pool, handle, [h.id for h in batch]
+                )
+                if not active:
+                    await self._closed_meanwhile(live)
+                out.extend(h for h in batch if h.id in fresh)
+                live.position += len(fresh)
+                if len(fresh) < len(batch):
+                    # Someone else delivered some of these (another instance had the handle).
+                    live.position = await sessions.count_delivered(self.pool, handle)
+        if exhausted:
+            await self._close(handle, "exhausted", "every matching row was delivered")
+        return Page(handle, out, "exhausted" if exhausted else "active", live.position)
 
-    async def _save_phase(self, session: Session, phase: str, live: LiveCursor) -> None:
-        await sessions.record_delivery(
-            self.pool,
-            session.id,
-            [],
-            phase=phase,
-            state="active",
-            state_reason=None,
-            owner_instance=self.settings.instance_id,
-            owner_pid=live.host.backend_pid,
-            cursor_name=live.name,
-        )
+    async def _closed_meanwhile(self, live: LiveCursor) -> None:
+        """record_delivery refused: the handle was closed (CLI, sweeper, another instance) or
+        ran past its limits since its cursor was read. Always raises."""
+        handle = live.session.id
+        await self.drop_local([handle])
+        session = await self._session(handle, live.session.api_key_id)
+        reason = session.overdue_reason if session.state == "active" else None
+        if reason is not None:
+            await self._close(handle, "expired", reason)
+            raise HandleClosed(f"this handle expired: {reason}", state="expired", reason=reason)
+        self._check_open(session)
+        raise HandleClosed(f"this handle is {session.state}", state=session.state)
 
     async def _read(self, live: LiveCursor, need: int, metric: str) -> tuple[list[Hit], bool]:
         """Up to ``need`` rows in distance order, and whether the cursor has ended."""

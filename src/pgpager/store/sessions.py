@@ -113,35 +113,42 @@ async def list_sessions(
 
 
 async def record_delivery(
+    pool: AsyncConnectionPool, handle: str, ids: list[str]
+) -> tuple[bool, set[str]]:
+    """Record ids as delivered. Returns whether the handle is still active (and not overdue),
+    and which of the ids are new for it; only those may be sent."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("sessions", "record_delivery"), {"id": handle, "ids": ids})
+        row = await cur.fetchone()
+    assert row is not None
+    return bool(row[0]), set(row[1])
+
+
+async def set_owner(
     pool: AsyncConnectionPool,
     handle: str,
-    ids: list[str],
     *,
     phase: str,
-    state: str,
-    state_reason: str | None,
-    owner_instance: str | None,
+    owner_instance: str,
     owner_pid: int | None,
-    cursor_name: str | None,
-) -> tuple[int | None, set[str]]:
-    """Record ids as delivered; returns (new position or None if no longer active, new ids)."""
+    cursor_name: str,
+) -> None:
     params = {
         "id": handle,
-        "ids": ids,
         "phase": phase,
-        "state": state,
-        "state_reason": state_reason,
         "owner_instance": owner_instance,
         "owner_pid": owner_pid,
         "cursor_name": cursor_name,
     }
     async with pool.connection() as conn:
-        cur = await conn.execute(query("sessions", "record_delivery"), params)
+        await conn.execute(query("sessions", "set_owner"), params)
+
+
+async def count_delivered(pool: AsyncConnectionPool, handle: str) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("sessions", "count_delivered"), {"id": handle})
         row = await cur.fetchone()
-        if state != "active":
-            await conn.execute(query("sessions", "forget_delivered"), {"id": handle})
-    assert row is not None
-    return row[0], set(row[1])
+    return int(row[0]) if row else 0
 
 
 async def close(pool: AsyncConnectionPool, handle: str, state: str, reason: str) -> Closed | None:

@@ -10,16 +10,28 @@ VALUES
      %(max_lifetime_s)s, %(owner_instance)s, %(api_key_id)s)
 
 -- name: get_session
-SELECT id, collection, namespace, query, position, phase, state, state_reason, created_at,
-       last_used_at, max_idle_s, max_lifetime_s, owner_instance, owner_pid, cursor_name,
-       api_key_id, closed_at, now() AS now
+SELECT id, collection, namespace, query,
+       -- An active handle's position is the count of ids it delivered (kept insert-only, see
+       -- record_delivery); the column holds the final position once the handle is closed.
+       CASE WHEN state = 'active'
+            THEN (SELECT count(*) FROM pgpager.query_session_rows r WHERE r.session_id = id)
+            ELSE position
+       END AS position,
+       phase, state, state_reason, created_at, last_used_at, max_idle_s, max_lifetime_s,
+       owner_instance, owner_pid, cursor_name, api_key_id, closed_at, now() AS now
 FROM pgpager.query_sessions
 WHERE id = %(id)s
 
 -- name: list_sessions
-SELECT id, collection, namespace, query, position, phase, state, state_reason, created_at,
-       last_used_at, max_idle_s, max_lifetime_s, owner_instance, owner_pid, cursor_name,
-       api_key_id, closed_at, now() AS now
+SELECT id, collection, namespace, query,
+       -- An active handle's position is the count of ids it delivered (kept insert-only, see
+       -- record_delivery); the column holds the final position once the handle is closed.
+       CASE WHEN state = 'active'
+            THEN (SELECT count(*) FROM pgpager.query_session_rows r WHERE r.session_id = id)
+            ELSE position
+       END AS position,
+       phase, state, state_reason, created_at, last_used_at, max_idle_s, max_lifetime_s,
+       owner_instance, owner_pid, cursor_name, api_key_id, closed_at, now() AS now
 FROM pgpager.query_sessions
 WHERE (%(collection)s::text IS NULL OR collection = %(collection)s)
   AND (%(state)s::text IS NULL OR state = %(state)s)
@@ -30,36 +42,46 @@ ORDER BY created_at DESC
 LIMIT %(limit)s
 
 -- name: record_delivery
--- Delivered ids go into query_session_rows; its primary key makes a second delivery of the
--- same id by the same handle impossible, whatever happens to cursors or instances.
-WITH ins AS (
+-- The hot path of `next`. Delivered ids go into query_session_rows, whose primary key makes a
+-- second delivery of an id by the same handle impossible, whatever happens to cursors or
+-- instances. Nothing is inserted unless the handle is active and not overdue. The session row
+-- itself is not rewritten on every call: cursor hosts hold back VACUUM, so each rewrite would
+-- leave a dead version behind and make every later lookup slower. last_used_at is touched at
+-- most once a second (idle times have that resolution).
+WITH s AS (
+    SELECT id FROM pgpager.query_sessions
+    WHERE id = %(id)s AND state = 'active'
+      AND last_used_at + make_interval(secs => max_idle_s) >= now()
+      AND created_at + make_interval(secs => max_lifetime_s) >= now()
+), ins AS (
     INSERT INTO pgpager.query_session_rows (session_id, row_id)
-    SELECT %(id)s, r FROM unnest(%(ids)s::text[]) AS r
+    SELECT s.id, r FROM s, unnest(%(ids)s::text[]) AS r
     ON CONFLICT DO NOTHING
     RETURNING row_id
-), upd AS (
-    UPDATE pgpager.query_sessions
-    SET position = position + (SELECT count(*) FROM ins),
-        last_used_at = now(),
-        phase = %(phase)s,
-        state = %(state)s,
-        state_reason = %(state_reason)s,
-        closed_at = CASE WHEN %(state)s = 'active' THEN NULL ELSE now() END,
-        owner_instance = %(owner_instance)s,
-        owner_pid = %(owner_pid)s,
-        cursor_name = %(cursor_name)s
-    WHERE id = %(id)s AND state = 'active'
-    RETURNING position
+), touched AS (
+    UPDATE pgpager.query_sessions q SET last_used_at = now()
+    FROM s
+    WHERE q.id = s.id AND q.last_used_at < now() - interval '1 second'
+    RETURNING q.id
 )
-SELECT (SELECT position FROM upd) AS position, array(SELECT row_id FROM ins) AS delivered
+SELECT EXISTS (SELECT 1 FROM s) AS active, array(SELECT row_id FROM ins) AS delivered,
+       (SELECT count(*) FROM touched) AS touched
 
--- name: touch
-UPDATE pgpager.query_sessions SET last_used_at = now() WHERE id = %(id)s AND state = 'active'
+-- name: set_owner
+-- A new cursor for the handle (first declare, rehydration, or the switch to the exact phase).
+UPDATE pgpager.query_sessions
+SET phase = %(phase)s, owner_instance = %(owner_instance)s, owner_pid = %(owner_pid)s,
+    cursor_name = %(cursor_name)s, last_used_at = now()
+WHERE id = %(id)s AND state = 'active'
+
+-- name: count_delivered
+SELECT count(*) FROM pgpager.query_session_rows WHERE session_id = %(id)s
 
 -- name: close_session
 -- Ends a handle (stopped, expired or exhausted); returns the owner so its cursor gets closed.
 UPDATE pgpager.query_sessions
-SET state = %(state)s, state_reason = %(reason)s, closed_at = now()
+SET state = %(state)s, state_reason = %(reason)s, closed_at = now(),
+    position = (SELECT count(*) FROM pgpager.query_session_rows r WHERE r.session_id = id)
 WHERE id = %(id)s AND state = 'active'
 RETURNING id, owner_instance, cursor_name
 
@@ -86,7 +108,8 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE pgpager.query_sessions s
-SET state = 'expired', state_reason = due.reason, closed_at = now()
+SET state = 'expired', state_reason = due.reason, closed_at = now(),
+    position = (SELECT count(*) FROM pgpager.query_session_rows r WHERE r.session_id = s.id)
 FROM due
 WHERE s.id = due.id
 RETURNING s.id, s.owner_instance, s.cursor_name, s.state_reason
