@@ -9,17 +9,9 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.types.json import Jsonb
 
+from pgpager.bench.data import clustered
 
-def clustered(n: int, dim: int, seed: int = 7, clusters: int = 20) -> np.ndarray[Any, Any]:
-    """Vectors shaped like embeddings: a Gaussian mixture in a low-dimensional latent space."""
-    rng = np.random.default_rng(seed)
-    latent = min(16, dim)
-    centers = rng.normal(size=(clusters, latent))
-    which = rng.integers(0, clusters, size=n)
-    z = centers[which] + 0.3 * rng.normal(size=(n, latent))
-    proj = rng.normal(size=(latent, dim)) / np.sqrt(latent)
-    x = z @ proj + 0.05 * rng.normal(size=(n, dim))
-    return x.astype(np.float32)
+__all__ = ["clustered", "exact_order", "load"]
 
 
 def load(

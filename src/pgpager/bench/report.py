@@ -1,0 +1,302 @@
+"""Rendering a benchmark run: target verdicts, rich tables, the JSON file and the plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+METHOD_LABELS = {
+    "resumable_next": "resumable next",
+    "offset_search": "offset search",
+    "stored_query_pages": "stored query pages",
+    "sql_fetch": "raw SQL FETCH (floor)",
+}
+
+
+def _p50(results: dict[str, Any], method: str, depth: int) -> float | None:
+    entry = results["latency_by_depth"].get(method, {})
+    s = entry.get("depths", {}).get(str(depth)) if entry.get("available") else None
+    return None if not s else float(s["p50_ms"])
+
+
+def _target(
+    name: str, target: str, measured: float | None, unit: str, met: bool | None
+) -> dict[str, Any]:
+    return {"name": name, "target": target, "measured": measured, "unit": unit, "met": met}
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with what was measured and whether it was met (None: n/a)."""
+    depths = sorted(int(d) for d in results["parameters"]["depths"])
+    shallow, deep = depths[0], depths[-1]
+    out: list[dict[str, Any]] = []
+
+    ratio = results["latency_by_depth"]["resumable_next"]["deep_shallow_ratio"]
+    out.append(
+        _target(
+            f"resumable next p50, depth {deep:,} vs {shallow}",
+            "<= 1.2x",
+            ratio,
+            "x",
+            None if ratio is None else ratio <= 1.2,
+        )
+    )
+
+    off, nxt = _p50(results, "offset_search", deep), _p50(results, "resumable_next", deep)
+    slower = round(off / nxt, 1) if off is not None and nxt else None
+    out.append(
+        _target(
+            f"offset search vs resumable next at depth {deep:,}",
+            ">= 30x slower",
+            slower,
+            "x",
+            None if slower is None else slower >= 30,
+        )
+    )
+
+    one = next((t for t in results["throughput"] if t["clients"] == 1), None)
+    p50 = one["p50_ms"] if one else None
+    out.append(
+        _target(
+            "next p50 over HTTP, 1 client", "< 2 ms", p50, "ms", None if p50 is None else p50 < 2.0
+        )
+    )
+
+    cap = max(results["capacity"], key=lambda r: r["handles"], default=None)
+    per = cap["mb_per_handle"] if cap else None
+    label = f"memory per handle at {cap['handles']:,} open" if cap else "memory per handle"
+    out.append(_target(label, "<= 0.5 MB", per, "MB", None if per is None else per <= 0.5))
+
+    recall = results["quality"]["recall"]
+    at = "1000" if "1000" in recall else max(recall, key=int)
+    r = recall.get(at)
+    out.append(_target(f"recall@{at}", ">= 0.95", r, "", None if r is None else r >= 0.95))
+
+    dup = results["quality"]["duplicates"]
+    out.append(_target("duplicates", "0", dup, "", dup == 0))
+
+    comp = results["quality"]["completeness"]["ratio"]
+    out.append(_target("completeness", "100%", round(comp * 100, 3), "%", comp == 1.0))
+    return out
+
+
+def write_json(results: dict[str, Any], out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = results["started_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    path = out_dir / f"bench-{stamp}.json"
+    text = json.dumps(results, indent=2, allow_nan=False, default=str)
+    path.write_text(text + "\n")
+    (out_dir / "latest.json").write_text(text + "\n")
+    return path
+
+
+def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """latency-vs-depth (log-log, one line per method) and throughput-vs-clients PNGs."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    params = results["parameters"]
+    subtitle = f"{params['rows']:,} x {params['dim']}, {results['machine']['cpu_count']} CPUs"
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, entry in results["latency_by_depth"].items():
+        if not entry.get("available"):
+            continue
+        pts = sorted((int(d), s["p50_ms"]) for d, s in entry["depths"].items() if s)
+        if pts:
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker="o",
+                label=METHOD_LABELS.get(method, method),
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("depth (rows before the page)")
+    ax.set_ylabel("p50 latency per page of 10 (ms)")
+    ax.set_title(f"Page latency by depth ({subtitle})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    paths.append(out_dir / "latency_vs_depth.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    rows = results["throughput"]
+    clients = [r["clients"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(clients, [r["requests_per_s"] for r in rows], marker="o", label="requests/s")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(clients, [str(c) for c in clients])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("concurrent clients (one handle each)")
+    ax.set_ylabel("next requests/s")
+    ax.set_title(f"Resumable next throughput ({subtitle})")
+    ax.grid(True, which="both", alpha=0.3)
+    p50 = ax.twinx()
+    p50.plot(
+        clients,
+        [r["p50_ms"] for r in rows],
+        marker="s",
+        linestyle="--",
+        color="tab:orange",
+        label="p50 ms",
+    )
+    p50.set_ylabel("p50 latency (ms)")
+    p50.set_ylim(bottom=0)
+    fig.legend(loc="upper left", bbox_to_anchor=(0.1, 0.9))
+    fig.tight_layout()
+    paths.append(out_dir / "throughput_vs_clients.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def _ms(s: dict[str, Any] | None, key: str = "p50_ms") -> str:
+    return "n/a" if not s or s.get(key) is None else f"{s[key]:.2f}"
+
+
+def _num(v: Any, fmt: str = "{:,.2f}") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return fmt.format(v)
+
+
+def render(results: dict[str, Any], console: Console) -> None:
+    m, p = results["machine"], results["parameters"]
+    console.print(
+        f"[bold]pgpager bench[/]: {p['rows']:,} x {p['dim']} {p['metric']} ({p['data']}), "
+        f"{p['queries']} queries, ef_search {p['server_settings']['hnsw_ef_search']}; "
+        f"{m['cpu_count']} CPUs, {m['memory_gb']} GB, PostgreSQL {m['postgres']}, "
+        f"pgvector {m['pgvector']} ({p['database']}); {results['duration_s']} s"
+    )
+    depths = [str(d) for d in p["depths"]]
+
+    t = Table(title="Page latency by depth (page of 10): p50 / p99 ms")
+    t.add_column("method")
+    for d in depths:
+        t.add_column(f"depth {int(d):,}", justify="right")
+    t.add_column("deep/shallow", justify="right")
+    for method, entry in results["latency_by_depth"].items():
+        label = METHOD_LABELS.get(method, method)
+        if not entry.get("available"):
+            t.add_row(label, *["n/a"] * len(depths), "n/a")
+            continue
+        cells = [
+            f"{_ms(entry['depths'].get(d))} / {_ms(entry['depths'].get(d), 'p99_ms')}"
+            for d in depths
+        ]
+        t.add_row(label, *cells, _num(entry["deep_shallow_ratio"], "{:.2f}x"))
+    console.print(t)
+    server_ms = results["latency_by_depth"]["resumable_next"].get("server_mean_ms")
+    if server_ms is not None:
+        console.print(
+            f"resumable next: {server_ms:.2f} ms per call inside the server (its "
+            "metrics); the rest of the latency is HTTP and the client",
+            highlight=False,
+        )
+
+    st = results["start_latency"]
+    t = Table(title="Start latency: p50 / p99 ms")
+    t.add_column("call")
+    t.add_column("p50 / p99", justify="right")
+    for key, label in (
+        ("resumable_start", "resumable query start (first page)"),
+        ("topk_search", "plain top-10 search (offset 0)"),
+        ("stored_query_create", "stored query create"),
+    ):
+        t.add_row(label, f"{_ms(st.get(key))} / {_ms(st.get(key), 'p99_ms')}")
+    console.print(t)
+
+    t = Table(title="Resumable next throughput (one handle per client)")
+    for col in ("clients", "requests/s", "p50 ms", "p99 ms", "server CPU ms/req", "server cores"):
+        t.add_column(col, justify="right")
+    for r in results["throughput"]:
+        t.add_row(
+            str(r["clients"]),
+            _num(r["requests_per_s"], "{:,.0f}"),
+            _num(r["p50_ms"]),
+            _num(r["p99_ms"]),
+            _num(r.get("server_cpu_ms_per_request")),
+            _num(r.get("server_cores_busy")),
+        )
+    console.print(t)
+
+    t = Table(title="Capacity: handles open at once")
+    for col in (
+        "handles",
+        "open/s",
+        "backend MB",
+        "server MB",
+        "MB/handle",
+        "next p50",
+        "next p99",
+    ):
+        t.add_column(col, justify="right")
+    for r in results["capacity"]:
+        t.add_row(
+            f"{r['handles']:,}",
+            _num(r["opens_per_s"], "{:,.0f}"),
+            _num(r["backend_anon_delta_mb"], "{:,.1f}"),
+            _num(r["server_rss_delta_mb"], "{:,.1f}"),
+            _num(r["mb_per_handle"], "{:.3f}"),
+            _num(r["next_p50_ms"]),
+            _num(r["next_p99_ms"]),
+        )
+    console.print(t)
+
+    q, ing = results["quality"], results["ingest"]
+    t = Table(title="Quality and ingest")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for d, r in q["recall"].items():
+        t.add_row(f"recall@{int(d):,} (mean / min)", f"{r:.4f} / {q['recall_min'][d]:.4f}")
+    c = q["completeness"]
+    t.add_row("duplicates", str(q["duplicates"]))
+    t.add_row(
+        f"completeness ({c['rows']:,} rows, ended in {c['final_phase']} phase)",
+        f"{c['ratio'] * 100:.3f}%",
+    )
+    lf, up = ing["load_file"], ing["upsert_api"]
+    t.add_row("load (binary COPY), rows/s", _num(lf["copy_rows_per_s"], "{:,.0f}"))
+    t.add_row(
+        f"load incl. HNSW build ({lf['index_build_s']} s), rows/s",
+        _num(lf["rows_per_s_with_index"], "{:,.0f}"),
+    )
+    t.add_row(f"upsert API, batches of {up['batch']}, rows/s", _num(up["rows_per_s"], "{:,.0f}"))
+    console.print(t)
+
+    t = Table(title="Targets (reported, not asserted)")
+    for col in ("target", "goal", "measured", "verdict"):
+        t.add_column(col, justify="left" if col == "target" else "right")
+    for tg in results["targets"]:
+        verdict = {True: "[green]met[/]", False: "[red]missed[/]", None: "n/a"}[tg["met"]]
+        measured = "n/a" if tg["measured"] is None else f"{tg['measured']}{tg['unit']}"
+        t.add_row(tg["name"], tg["target"], measured, verdict)
+    console.print(t)
+    if results.get("transport_retries"):
+        console.print(
+            f"retried after a dropped connection: {results['transport_retries']}", highlight=False
+        )
+    for warning in results.get("warnings", []):
+        console.print(f"warning: {warning}", highlight=False)
+    if results.get("transport_retries"):
+        console.print(
+            f"retried after a dropped connection: {results['transport_retries']}", highlight=False
+        )
+    for warning in results.get("warnings", []):
+        console.print(f"warning: {warning}", highlight=False)
+    for method, entry in results["latency_by_depth"].items():
+        if not entry.get("available"):
+            console.print(f"{METHOD_LABELS[method]}: n/a ({entry.get('reason')})", highlight=False)

@@ -1,0 +1,732 @@
+"""The benchmark run: one data set, one real server, every section measured in turn.
+
+Sections: load and ingest rates; page latency by depth for resumable ``next``, offset search,
+stored-query pages and a raw SQL cursor (the floor); start latency; ``next`` throughput by
+client count; capacity (handles open at once, memory per handle); recall, duplicates and
+completeness. Timings are wall-clock on the client side of real loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import random
+import secrets
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from pgpager.bench import BenchFailed, data, probes, report
+from pgpager.bench.data import Dataset
+from pgpager.bench.server import Api, BenchServer, Unavailable
+from pgpager.database import connect, open_pool
+from pgpager.runtime import database
+from pgpager.services import collections as collection_service
+from pgpager.services.loading import load_file
+from pgpager.settings import Settings
+from pgpager.store import collections as collection_store
+from pgpager.store import sessions
+from pgpager.store.collections import Collection
+
+OPEN_CONCURRENCY = 32
+WARMUP_S = 0.5
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure and how much. ``quick()`` is the CI-sized run."""
+
+    rows: int = 100_000
+    dim: int = 128
+    seed: int = 7
+    npy: Path | None = None
+    metric: str = "cosine"
+    queries: int = 20
+    depths: tuple[int, ...] = (10, 100, 1_000, 10_000)
+    clients: tuple[int, ...] = (1, 8, 32, 64)
+    capacity: tuple[int, ...] = (1_000, 10_000)
+    page: int = 10
+    pages_per_depth: int = 10
+    repetitions: int = 3
+    throughput_s: float = 5.0
+    capacity_probes: int = 2_000
+    ingest_rows: int = 20_000
+    upsert_batch: int = 500
+    out_dir: Path = Path("bench-results")
+    keep: bool = False
+    quick: bool = False
+
+    @classmethod
+    def preset(cls, quick: bool) -> BenchConfig:
+        if not quick:
+            return cls()
+        return cls(
+            rows=20_000,
+            dim=64,
+            queries=5,
+            depths=(10, 100, 1_000),
+            capacity=(1_000,),
+            throughput_s=2.0,
+            capacity_probes=300,
+            ingest_rows=12_000,
+            quick=True,
+        )
+
+    @property
+    def until(self) -> int:
+        """How deep each measured walk goes: the deepest depth plus its measured pages."""
+        return max(self.depths) + self.page * self.pages_per_depth
+
+    def with_(self, **changes: Any) -> BenchConfig:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def summary(samples_ns: Sequence[int]) -> dict[str, Any] | None:
+    if not samples_ns:
+        return None
+    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    return {
+        "n": len(ms),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+    }
+
+
+def by_depth(walks: Sequence[Sequence[tuple[int, int]]], config: BenchConfig) -> dict[str, Any]:
+    """Latencies of the page calls at and after each depth (``pages_per_depth`` pages)."""
+    out: dict[str, Any] = {}
+    span = config.page * config.pages_per_depth
+    for d in config.depths:
+        out[str(d)] = summary([ns for w in walks for pos, ns in w if d <= pos < d + span])
+    return out
+
+
+def deep_shallow(depths: dict[str, Any]) -> float | None:
+    keys = sorted(depths, key=int)
+    shallow, deep = depths.get(keys[0]), depths.get(keys[-1])
+    if not shallow or not deep or not shallow["p50_ms"]:
+        return None
+    return round(float(deep["p50_ms"]) / float(shallow["p50_ms"]), 2)
+
+
+def mb(kb: float | None) -> float | None:
+    return None if kb is None else round(kb / 1024, 3)
+
+
+class Steps:
+    """Progress on stderr: a live bar on a terminal, one line per section otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<34}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not self.live,
+        )
+        self.timings: dict[str, float] = {}
+
+    def __enter__(self) -> Steps:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    @contextlib.contextmanager
+    def section(self, key: str, title: str, total: int) -> Iterator[Callable[[int], None]]:
+        if not self.live:
+            self.console.print(f"pgpager bench: {title}", highlight=False)
+        task: TaskID = self.progress.add_task(title, total=max(total, 1))
+        t0 = time.perf_counter()
+        try:
+
+            def advance(n: int = 1) -> None:
+                self.progress.advance(task, n)
+
+            yield advance
+        finally:
+            self.timings[key] = round(time.perf_counter() - t0, 2)
+            self.progress.update(task, completed=max(total, 1))
+
+
+async def bounded(n: int, jobs: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Run ``jobs`` with at most ``n`` in flight; results in job order."""
+    sem = asyncio.Semaphore(n)
+
+    async def one(job: Callable[[], Awaitable[Any]]) -> Any:
+        async with sem:
+            return await job()
+
+    return list(await asyncio.gather(*(one(j) for j in jobs)))
+
+
+def vec(q: Any) -> list[float]:
+    return [float(x) for x in q]
+
+
+@dataclass
+class Bench:
+    config: BenchConfig
+    settings: Settings
+    url: str
+    steps: Steps
+    embedded: bool
+    results: dict[str, Any] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    retries: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+
+    # --- the run -------------------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        cfg = self.config
+        started = time.perf_counter()
+        instance = "bench-" + secrets.token_hex(4)
+        server_env = {
+            "PGPAGER_INSTANCE_ID": instance,
+            "PGPAGER_MAX_ACTIVE_HANDLES": str(max(cfg.capacity, default=0) + 2_000),
+            # Offset search is capped at 10,000 by default; the deepest measured page is past it.
+            "PGPAGER_QUERY_MAXIMUM_RESULTS": str(max(10_000, cfg.until)),
+            "PGPAGER_LOG_LEVEL": "warning",
+            "PGPAGER_API_KEYS": "",
+        }
+        server = BenchServer(self.url, server_env)
+        served = Settings.from_env(environ=server.env)
+        self.results = {
+            "schema": "pgpager-bench/1",
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": probes.machine(self.url),
+        }
+        with tempfile.TemporaryDirectory(prefix="pgpager-bench-") as tmp:
+            ds = self._dataset(Path(tmp))
+            self.results["parameters"] = self._parameters(ds, served)
+            with self.steps.section("server", "starting pgpager serve", 1):
+                server.start()
+            try:
+                await self._sections(server, ds, served, instance)
+            except httpx.HTTPError as exc:
+                raise BenchFailed(
+                    f"HTTP call to the server failed: {exc!r}\nserver log:\n{server.output()}"
+                ) from exc
+            finally:
+                server.stop()
+                await self._cleanup()
+                server.cleanup()
+        self.results["sections_s"] = self.steps.timings
+        self.results["transport_retries"] = dict(self.retries)
+        self.results["warnings"] = self.warnings
+        self.results["duration_s"] = round(time.perf_counter() - started, 1)
+        return self.results
+
+    def _dataset(self, workdir: Path) -> Dataset:
+        cfg = self.config
+        with self.steps.section("data", "generating data", 1):
+            if cfg.npy is not None:
+                return data.from_npy(cfg.npy, cfg.queries, cfg.seed)
+            return data.synthetic(workdir, cfg.rows, cfg.dim, cfg.seed, cfg.queries)
+
+    def _parameters(self, ds: Dataset, served: Settings) -> dict[str, Any]:
+        params = {k: v for k, v in asdict(self.config).items() if k not in ("npy", "out_dir")}
+        params.update(
+            rows=ds.rows,
+            dim=ds.dim,
+            npy=str(self.config.npy) if self.config.npy else None,
+            data=ds.source,
+            database="embedded" if self.embedded else "external",
+            server_settings={
+                k: getattr(served, k)
+                for k in (
+                    "hnsw_ef_search",
+                    "cursor_hosts",
+                    "pool_max_size",
+                    "max_active_handles",
+                    "query_maximum_results",
+                    "flat_search_cutoff",
+                )
+            },
+        )
+        return params
+
+    async def _sections(
+        self, server: BenchServer, ds: Dataset, served: Settings, instance: str
+    ) -> None:
+        api = Api(server.url, retries=self.retries)
+        try:
+            name = await self._load(api, ds)
+            async with connect_collection(self.url, name) as c:
+                ingest_name = await self._ingest(api, ds)
+                await self._completeness(api, ingest_name, ds)
+                await self._warm_up(api, name, ds)
+                await self._depth_latency(api, c, ds, served)
+                await self._throughput(server, name, ds)
+                await self._capacity(server, api, name, ds, instance)
+        finally:
+            await api.close()
+
+    # --- load and ingest -----------------------------------------------------------------
+    async def _load(self, api: Api, ds: Dataset) -> str:
+        name = "bench_" + secrets.token_hex(4)
+        await api.create_collection(name, ds.dim, self.config.metric)
+        self.created.append(name)
+        marks: dict[str, float] = {}
+        count = 0
+        with self.steps.section("load", f"loading {ds.rows:,} x {ds.dim} (COPY)", ds.rows) as step:
+
+            def progress(n: int) -> None:
+                nonlocal count
+                count += n
+                step(n)
+                if count >= ds.rows:
+                    marks["copied"] = time.perf_counter()
+
+            conn = await connect(self.url)
+            try:
+                t0 = time.perf_counter()
+                n = await load_file(conn, name, ds.path, defer_index=True, progress=progress)
+                t1 = time.perf_counter()
+                c = await collection_store.get(conn, name)
+            finally:
+                await conn.close()
+            probes.analyze(self.url, c)
+        copy_s = marks.get("copied", t1) - t0
+        self.results.setdefault("ingest", {})["load_file"] = {
+            "rows": n,
+            "copy_s": round(copy_s, 2),
+            "index_build_s": round(t1 - t0 - copy_s, 2),
+            "total_s": round(t1 - t0, 2),
+            "copy_rows_per_s": round(n / copy_s) if copy_s > 0 else None,
+            "rows_per_s_with_index": round(n / (t1 - t0)) if t1 > t0 else None,
+        }
+        return name
+
+    async def _ingest(self, api: Api, ds: Dataset) -> str:
+        cfg = self.config
+        name = "bench_" + secrets.token_hex(4) + "_upsert"
+        await api.create_collection(name, ds.dim, cfg.metric)
+        self.created.append(name)
+        rows = ds.sample(cfg.ingest_rows, cfg.seed + 1)
+        items = [{"id": f"u{i}", "vector": vec(v)} for i, v in enumerate(rows)]
+        batches = [items[i : i + cfg.upsert_batch] for i in range(0, len(items), cfg.upsert_batch)]
+        title = f"upserting {len(rows):,} via the API"
+        with self.steps.section("upsert", title, len(rows)) as step:
+            t0 = time.perf_counter()
+            for batch in batches:
+                await api.upsert(name, batch)
+                step(len(batch))
+            seconds = time.perf_counter() - t0
+        self.results["ingest"]["upsert_api"] = {
+            "rows": len(rows),
+            "batch": cfg.upsert_batch,
+            "seconds": round(seconds, 2),
+            "rows_per_s": round(len(rows) / seconds),
+        }
+        return name
+
+    # --- quality: completeness -----------------------------------------------------------
+    async def _completeness(self, api: Api, name: str, ds: Dataset) -> None:
+        expected = {f"u{i}" for i in range(self.config.ingest_rows)}
+        delivered: list[str] = []
+        k = 1000
+        with self.steps.section("completeness", "iterating to exhaustion", len(expected)) as step:
+            body, _ = await api.start(name, vec(ds.queries[0]), k)
+            handle, state = body["handle"], body["state"]
+            delivered += [r["id"] for r in body["results"]]
+            step(len(body["results"]))
+            while state == "active":
+                body, _ = await api.next(handle, k)
+                state = body["state"]
+                delivered += [r["id"] for r in body["results"]]
+                step(len(body["results"]))
+            status = await api.status(handle)
+        unique = set(delivered)
+        self.results.setdefault("quality", {})["completeness"] = {
+            "rows": len(expected),
+            "delivered": len(delivered),
+            "duplicates": len(delivered) - len(unique),
+            "missing": len(expected - unique),
+            "unexpected": len(unique - expected),
+            "ratio": round(len(unique & expected) / len(expected), 6),
+            "final_state": state,
+            "final_phase": status.get("phase"),
+        }
+
+    # --- latency by depth, start latency, recall -----------------------------------------
+    async def _warm_up(self, api: Api, name: str, ds: Dataset) -> None:
+        with self.steps.section("warmup", "warming up", 3):
+            for q in ds.queries[:3]:
+                body, _ = await api.start(name, vec(q), self.config.page)
+                for _ in range(20):
+                    await api.next(body["handle"], self.config.page)
+                await api.stop(body["handle"])
+                with contextlib.suppress(Unavailable, BenchFailed):
+                    await api.search(name, vec(q), 0, self.config.page)
+
+    async def _depth_latency(self, api: Api, c: Collection, ds: Dataset, served: Settings) -> None:
+        cfg = self.config
+        latency: dict[str, Any] = {}
+        starts: list[int] = []
+        recall: dict[str, list[float]] = {str(d): [] for d in cfg.depths}
+        duplicates = 0
+
+        with self.steps.section("sql", "raw SQL cursor FETCH (floor)", 1):
+            floor = probes.sql_cursor_walk(
+                self.url,
+                c,
+                ds.queries,
+                ef_search=served.hnsw_ef_search,
+                page=cfg.page,
+                until=cfg.until,
+            )
+        latency["sql_fetch"] = {"available": True, "depths": by_depth(floor, cfg)}
+
+        walks: list[list[tuple[int, int]]] = []
+        server_before = await api.next_latency_total()
+        with self.steps.section("walk", "resumable next, by depth", len(ds.queries)) as step:
+            for q in ds.queries:
+                walk, ids, start_ns = await self._walk(api, c.name, vec(q))
+                walks.append(walk)
+                starts.append(start_ns)
+                duplicates += len(ids) - len(set(ids))
+                exact = probes.exact_top(self.url, c, q, max(cfg.depths))
+                for d in cfg.depths:
+                    got = set(ids[:d])
+                    recall[str(d)].append(len(got.intersection(exact[:d])) / min(d, len(exact)))
+                step(1)
+        server_after = await api.next_latency_total()
+        calls = server_after[1] - server_before[1]
+        latency["resumable_next"] = {
+            "available": True,
+            "depths": by_depth(walks, cfg),
+            # The server's own time per next (its metrics), so the HTTP share can be seen.
+            "server_mean_ms": round((server_after[0] - server_before[0]) / calls * 1000, 3)
+            if calls
+            else None,
+        }
+
+        latency["offset_search"], topk = await self._offset(api, c.name, ds)
+        latency["stored_query_pages"], created = await self._stored(api, c.name, ds)
+
+        n_starts = cfg.repetitions * len(ds.queries)
+        with self.steps.section("start", "resumable start", n_starts) as step:
+            for _ in range(cfg.repetitions):
+                for q in ds.queries:
+                    body, ns = await api.start(c.name, vec(q), cfg.page)
+                    starts.append(ns)
+                    await api.stop(body["handle"])
+                    step(1)
+
+        for entry in latency.values():
+            ratio = deep_shallow(entry["depths"]) if entry["available"] else None
+            entry["deep_shallow_ratio"] = ratio
+        self.results["latency_by_depth"] = latency
+        self.results["start_latency"] = {
+            "resumable_start": summary(starts),
+            "topk_search": summary(topk),
+            "stored_query_create": summary(created),
+        }
+        quality = self.results.setdefault("quality", {})
+        quality["recall"] = {d: round(float(np.mean(v)), 4) for d, v in recall.items() if v}
+        quality["recall_min"] = {d: round(float(np.min(v)), 4) for d, v in recall.items() if v}
+        quality["duplicates"] = duplicates + quality["completeness"]["duplicates"]
+
+    async def _walk(
+        self, api: Api, name: str, q: list[float]
+    ) -> tuple[list[tuple[int, int]], list[str], int]:
+        page = self.config.page
+        body, start_ns = await api.start(name, q, page)
+        handle = body["handle"]
+        ids = [r["id"] for r in body["results"]]
+        position, state = body["position"], body["state"]
+        walk: list[tuple[int, int]] = []
+        while position < self.config.until and state == "active":
+            body, ns = await api.next(handle, page)
+            walk.append((position, ns))
+            ids += [r["id"] for r in body["results"]]
+            position, state = body["position"], body["state"]
+        if state == "active":
+            await api.stop(handle)
+        return walk, ids, start_ns
+
+    async def _offset(self, api: Api, name: str, ds: Dataset) -> tuple[dict[str, Any], list[int]]:
+        cfg = self.config
+        total = cfg.repetitions * len(ds.queries) * (len(cfg.depths) + 1)
+        samples: dict[int, list[int]] = {d: [] for d in cfg.depths}
+        topk: list[int] = []
+        with self.steps.section("offset", "offset search, by depth", total) as step:
+            try:
+                for _ in range(cfg.repetitions):
+                    for q in ds.queries:
+                        topk.append((await api.search(name, vec(q), 0, cfg.page))[1])
+                        step(1)
+                        for d in cfg.depths:
+                            samples[d].append((await api.search(name, vec(q), d, cfg.page))[1])
+                            step(1)
+            except (Unavailable, BenchFailed) as exc:
+                return {"available": False, "reason": str(exc), "depths": {}}, []
+        depths = {str(d): summary(s) for d, s in samples.items()}
+        return {"available": True, "depths": depths}, topk
+
+    async def _stored(self, api: Api, name: str, ds: Dataset) -> tuple[dict[str, Any], list[int]]:
+        cfg = self.config
+        total = len(ds.queries) * (1 + cfg.repetitions * len(cfg.depths))
+        samples: dict[int, list[int]] = {d: [] for d in cfg.depths}
+        created: list[int] = []
+        with self.steps.section("stored", "stored query pages, by depth", total) as step:
+            try:
+                for q in ds.queries:
+                    body, ns = await api.store_query(name, vec(q), cfg.until)
+                    created.append(ns)
+                    step(1)
+                    query_id = body.get("query_id") if isinstance(body, dict) else None
+                    if not query_id:
+                        raise BenchFailed(f"POST /v1/queries gave no query_id: {str(body)[:300]}")
+                    for _ in range(cfg.repetitions):
+                        for d in cfg.depths:
+                            page, ns = await api.stored_page(query_id, d, cfg.page)
+                            if len(page.get("results", [])) != cfg.page:
+                                raise BenchFailed(f"stored page at offset {d} is not full")
+                            samples[d].append(ns)
+                            step(1)
+                    await api.drop_stored(query_id)
+            except (Unavailable, BenchFailed) as exc:
+                return {"available": False, "reason": str(exc), "depths": {}}, []
+        depths = {str(d): summary(s) for d, s in samples.items()}
+        return {"available": True, "depths": depths}, created
+
+    # --- throughput ----------------------------------------------------------------------
+    async def _throughput(self, server: BenchServer, name: str, ds: Dataset) -> None:
+        cfg = self.config
+        rows: list[dict[str, Any]] = []
+        title = "next throughput by clients"
+        with self.steps.section("throughput", title, len(cfg.clients)) as step:
+            for n in cfg.clients:
+                rows.append(await self._throughput_at(server, name, ds, n))
+                step(1)
+        self.results["throughput"] = rows
+
+    async def _throughput_at(
+        self, server: BenchServer, name: str, ds: Dataset, n: int
+    ) -> dict[str, Any]:
+        cfg = self.config
+        vectors = ds.sample(n, cfg.seed + 1000 + n)
+        clients = [Api(server.url, retries=self.retries) for _ in range(n)]
+        try:
+            handles = await bounded(
+                OPEN_CONCURRENCY,
+                [
+                    partial(a.start, name, vec(v), cfg.page)
+                    for a, v in zip(clients, vectors, strict=True)
+                ],
+            )
+            t_begin = time.perf_counter() + WARMUP_S
+            t_end = t_begin + cfg.throughput_s
+            latencies: list[int] = []
+            exhausted = calls = 0
+
+            async def client(a: Api, handle: str) -> None:
+                nonlocal exhausted, calls
+                while True:
+                    body, ns = await a.next(handle, cfg.page)
+                    calls += 1
+                    done = time.perf_counter()
+                    if done > t_end:
+                        return
+                    if done >= t_begin:
+                        latencies.append(ns)
+                    if body["state"] != "active":
+                        exhausted += 1
+                        return
+
+            cpu = probes.cpu_s(server.pid), time.process_time(), time.perf_counter()
+            await asyncio.gather(
+                *(client(a, h["handle"]) for a, (h, _) in zip(clients, handles, strict=True))
+            )
+            server_cpu = probes.cpu_s(server.pid) - cpu[0]
+            client_cpu = time.process_time() - cpu[1]
+            wall = time.perf_counter() - cpu[2]
+            await bounded(
+                OPEN_CONCURRENCY,
+                [partial(a.stop, h[0]["handle"]) for a, h in zip(clients, handles, strict=True)],
+            )
+        finally:
+            await asyncio.gather(*(a.close() for a in clients))
+        stats = summary(latencies) or {}
+        return {
+            "clients": n,
+            "requests": len(latencies),
+            "seconds": cfg.throughput_s,
+            "requests_per_s": round(len(latencies) / cfg.throughput_s, 1),
+            "p50_ms": stats.get("p50_ms"),
+            "p99_ms": stats.get("p99_ms"),
+            "exhausted": exhausted,
+            # Where the two cores went: the server process and this client, per request.
+            "server_cpu_ms_per_request": round(server_cpu / calls * 1000, 3) if calls else None,
+            "client_cpu_ms_per_request": round(client_cpu / calls * 1000, 3) if calls else None,
+            "server_cores_busy": round(server_cpu / wall, 2),
+        }
+
+    # --- capacity ------------------------------------------------------------------------
+    async def _capacity(
+        self, server: BenchServer, api: Api, name: str, ds: Dataset, instance: str
+    ) -> None:
+        cfg = self.config
+        pids_before = probes.host_backend_pids(self.url, instance)
+        backends_before = probes.smaps_kb(pids_before)
+        rss_before = probes.rss_kb(server.pid)
+        opener = Api(server.url, connections=OPEN_CONCURRENCY, retries=self.retries)
+        handles: list[str] = []
+        rng = random.Random(cfg.seed)
+        rows: list[dict[str, Any]] = []
+        try:
+            for target in sorted(cfg.capacity):
+                need = target - len(handles)
+                vectors = ds.sample(need, cfg.seed + target)
+                title = f"opening {target:,} handles"
+                with self.steps.section(f"capacity_{target}", title, need) as step:
+
+                    async def open_one(v: Any) -> str:
+                        body, _ = await opener.start(name, vec(v), cfg.page)
+                        step(1)
+                        return str(body["handle"])
+
+                    t0 = time.perf_counter()
+                    handles += await bounded(
+                        OPEN_CONCURRENCY, [partial(open_one, v) for v in vectors]
+                    )
+                    open_s = time.perf_counter() - t0
+                pids = sorted(set(pids_before) | set(probes.host_backend_pids(self.url, instance)))
+                backends = probes.smaps_kb(pids)
+                rss = probes.rss_kb(server.pid)
+                probes_ns: list[int] = []
+                title = f"next across {target:,} handles"
+                key = f"capacity_next_{target}"
+                with self.steps.section(key, title, cfg.capacity_probes) as step:
+                    for _ in range(cfg.capacity_probes):
+                        probes_ns.append((await api.next(rng.choice(handles), cfg.page))[1])
+                        step(1)
+                rows.append(
+                    self._capacity_row(
+                        target, open_s, backends_before, backends, rss_before, rss, pids, probes_ns
+                    )
+                )
+        finally:
+            await opener.close()
+        self.results["capacity"] = rows
+
+    @staticmethod
+    def _capacity_row(
+        handles: int,
+        open_s: float,
+        before: dict[str, int] | None,
+        after: dict[str, int] | None,
+        rss_before: int | None,
+        rss_after: int | None,
+        pids: list[int],
+        next_ns: list[int],
+    ) -> dict[str, Any]:
+        anon_kb = pss_kb = None
+        if before is not None and after is not None:
+            anon_kb = after["Pss_Anon"] - before["Pss_Anon"]
+            pss_kb = after["Pss"] - before["Pss"]
+        server_kb = None if rss_before is None or rss_after is None else rss_after - rss_before
+        total_kb = None if anon_kb is None or server_kb is None else anon_kb + server_kb
+        stats = summary(next_ns) or {}
+
+        def per_handle(kb: int | None) -> float | None:
+            return None if kb is None else round(kb / 1024 / handles, 4)
+
+        return {
+            "handles": handles,
+            "open_s": round(open_s, 2),
+            "opens_per_s": round(handles / open_s, 1) if open_s > 0 else None,
+            "host_backends": len(pids),
+            "backend_pss_delta_mb": mb(pss_kb),
+            "backend_anon_delta_mb": mb(anon_kb),
+            "server_rss_delta_mb": mb(server_kb),
+            "mb_per_handle": per_handle(total_kb),
+            "backend_mb_per_handle": per_handle(anon_kb),
+            "server_mb_per_handle": per_handle(server_kb),
+            "next_p50_ms": stats.get("p50_ms"),
+            "next_p99_ms": stats.get("p99_ms"),
+        }
+
+    # --- cleanup -------------------------------------------------------------------------
+    async def _cleanup(self) -> None:
+        """With the server stopped (its cursors are gone): drop the bench collections (their
+        handles go with them), or with ``keep`` close the handles still marked active."""
+        if not self.created:
+            return
+        pool = await open_pool(self.url, self.settings.with_(pool_min_size=1, pool_max_size=2))
+        try:
+            for name in self.created:
+                if self.config.keep:
+                    for s in await sessions.list_sessions(
+                        pool, collection=name, state="active", limit=1_000_000
+                    ):
+                        await sessions.close(pool, s.id, "stopped", "closed by pgpager bench")
+                else:
+                    try:
+                        await collection_service.drop(pool, name)
+                    except Exception as exc:
+                        self.warnings.append(f"could not drop collection {name}: {exc}")
+        finally:
+            await pool.close()
+        if self.config.keep:
+            self.results["kept_collections"] = list(self.created)
+
+
+@contextlib.asynccontextmanager
+async def connect_collection(url: str, name: str) -> AsyncIterator[Collection]:
+    conn = await connect(url)
+    try:
+        yield await collection_store.get(conn, name)
+    finally:
+        await conn.close()
+
+
+def run_bench(settings: Settings, config: BenchConfig) -> Path:
+    """Run every section, then print the tables and write the JSON file and plots.
+
+    Returns the JSON file's path. Progress goes to stderr, the tables to stdout.
+    """
+    err = Console(stderr=True)
+    with database(settings) as url, Steps(err) as steps:
+        bench = Bench(config, settings, url, steps, embedded=not settings.database_url)
+        results = asyncio.run(bench.run())
+    results["targets"] = report.targets(results)
+    results["plots"] = [str(p) for p in report.plot(results, config.out_dir)]
+    path = report.write_json(results, config.out_dir)
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=120)  # a log or a pipe: wide enough that the tables do not wrap
+    report.render(results, out)
+    out.print(
+        f"results: {path}" + "".join(f"\nplot: {p}" for p in results["plots"]), highlight=False
+    )
+    if not results["plots"]:
+        out.print("no plots: install matplotlib (pip install 'pgpager[bench]')")
+    return path

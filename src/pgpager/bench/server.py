@@ -1,0 +1,218 @@
+"""The server under test: a real ``pgpager serve`` subprocess on a free loopback port, and a thin
+HTTP client for the calls the benchmark makes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pgpager.bench import BenchFailed
+
+TIMEOUT_S = 300.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BenchServer:
+    """``pgpager serve`` against ``database_url``; ``env`` adds or overrides server settings."""
+
+    def __init__(self, database_url: str, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            **env,
+            "PGPAGER_DATABASE_URL": database_url,
+            "PGPAGER_HOST": "127.0.0.1",
+            "PGPAGER_PORT": str(self.port),
+        }
+        self.log = Path(tempfile.mkstemp(prefix="pgpager-bench-serve-", suffix=".log")[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 120.0) -> None:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pgpager", "serve"], env=self.env, stdout=out, stderr=out
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchFailed(f"the server exited at start-up:\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise BenchFailed(f"the server did not start within {timeout:.0f} s:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def output(self, tail: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-tail:]
+        except OSError:
+            return ""
+
+    def cleanup(self) -> None:
+        self.log.unlink(missing_ok=True)
+
+
+class Unavailable(Exception):
+    """The endpoint does not exist on this server (404/405 from the router)."""
+
+
+class Api:
+    """The calls the benchmark makes, each returning (body, nanoseconds on the wire)."""
+
+    def __init__(
+        self, base_url: str, connections: int = 1, retries: Counter[str] | None = None
+    ) -> None:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT_S, limits=limits)
+        self.retries = Counter[str]() if retries is None else retries
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        optional: bool = False,
+    ) -> tuple[Any, int]:
+        try:
+            t0 = time.perf_counter_ns()
+            r = await self.http.request(method, path, json=json, params=params)
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
+            # The server closing an idle keep-alive connection just as it is reused: try once
+            # more on a fresh one, and count it (it is reported with the results).
+            self.retries[f"{method} {path.split('/')[2] if path.count('/') > 1 else path}"] += 1
+            t0 = time.perf_counter_ns()
+            r = await self.http.request(method, path, json=json, params=params)
+        elapsed = time.perf_counter_ns() - t0
+        if r.status_code >= 400:
+            code = _error_code(r)
+            if (
+                optional
+                and r.status_code in (404, 405)
+                and code in ("not_found", "method_not_allowed")
+            ):
+                raise Unavailable(f"{method} {path}: {r.status_code}")
+            raise BenchFailed(f"{method} {path} answered {r.status_code}: {r.text[:500]}")
+        return (r.json() if r.content else None), elapsed
+
+    async def next_latency_total(self) -> tuple[float, float]:
+        """The server's own (sum of seconds, count) of ``next`` calls, from ``/metrics``."""
+        r = await self.http.get("/metrics")
+        values = {"sum": 0.0, "count": 0.0}
+        for line in r.text.splitlines():
+            for key in values:
+                if line.startswith(f"pgpager_next_latency_seconds_{key} "):
+                    values[key] = float(line.split()[1])
+        return values["sum"], values["count"]
+
+    async def create_collection(self, name: str, dimension: int, metric: str) -> None:
+        await self.call(
+            "POST", "/v1/collections", json={"name": name, "dimension": dimension, "metric": metric}
+        )
+
+    async def start(self, collection: str, vector: list[float], top_k: int) -> tuple[Any, int]:
+        return await self.call(
+            "POST",
+            f"/v1/collections/{collection}/resumable-queries",
+            json={"vector": vector, "top_k": top_k},
+        )
+
+    async def next(self, handle: str, k: int) -> tuple[Any, int]:
+        return await self.call(
+            "POST", f"/v1/resumable-queries/{handle}/next", json={"additional_k": k}
+        )
+
+    async def stop(self, handle: str) -> None:
+        await self.call("DELETE", f"/v1/resumable-queries/{handle}")
+
+    async def status(self, handle: str) -> Any:
+        return (await self.call("GET", f"/v1/resumable-queries/{handle}"))[0]
+
+    async def search(
+        self, collection: str, vector: list[float], offset: int, limit: int
+    ) -> tuple[Any, int]:
+        return await self.call(
+            "POST",
+            f"/v1/collections/{collection}/search",
+            json={"vector": vector, "offset": offset, "limit": limit},
+            optional=True,
+        )
+
+    async def upsert(self, collection: str, items: list[dict[str, Any]]) -> tuple[Any, int]:
+        return await self.call(
+            "POST", f"/v1/collections/{collection}/vectors", json={"vectors": items}
+        )
+
+    async def store_query(
+        self, collection: str, vector: list[float], limit: int
+    ) -> tuple[Any, int]:
+        """A stored vector search keeping ``limit`` rows; returns its creation body."""
+        return await self.call(
+            "POST",
+            "/v1/queries",
+            json={
+                "vector_search": {"collection": collection, "vector": vector, "limit": limit},
+                "max_initial_results": 0,
+            },
+            optional=True,
+        )
+
+    async def drop_stored(self, query_id: str) -> None:
+        await self.call("DELETE", f"/v1/queries/{query_id}", optional=True)
+
+    async def stored_page(self, query_id: str, offset: int, docs: int) -> tuple[Any, int]:
+        return await self.call(
+            "GET",
+            f"/v1/queries/{query_id}/pages",
+            params={"offset": offset, "docs": docs},
+            optional=True,
+        )
+
+
+def _error_code(r: httpx.Response) -> str | None:
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    err = body.get("error") if isinstance(body, dict) else None
+    return err.get("code") if isinstance(err, dict) else None

@@ -1,0 +1,106 @@
+"""``pgpager bench --quick`` runs to the end against a real database and writes a well-formed
+JSON file. Timings are never asserted: they depend on the machine."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def numbers(value: Any) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in numbers(v)]
+    return []
+
+
+def reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} in the JSON file")
+
+
+def test_quick_bench_completes_with_well_formed_results(fresh_db_url: str, tmp_path: Path) -> None:
+    # A database of its own: the capacity section keeps 1,000 handles open, which would count
+    # against the active-handle cap of tests sharing a database.
+    out = tmp_path / "results"
+    env = {**os.environ, "PGPAGER_DATABASE_URL": fresh_db_url}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgpager", "bench", "--quick", "--out-dir", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    files = sorted(out.glob("bench-*.json"))
+    assert len(files) == 1
+    results = json.loads(files[0].read_text(), parse_constant=reject_constant)
+    assert all(math.isfinite(n) for n in numbers(results))
+
+    for key in (
+        "machine",
+        "parameters",
+        "ingest",
+        "latency_by_depth",
+        "start_latency",
+        "throughput",
+        "capacity",
+        "quality",
+        "targets",
+    ):
+        assert key in results, key
+    assert results["parameters"]["quick"] is True
+    machine = {"cpu_count", "memory_gb", "platform", "postgres", "pgvector"}
+    assert machine <= results["machine"].keys()
+
+    latency = results["latency_by_depth"]
+    for method in ("resumable_next", "sql_fetch"):
+        assert latency[method]["available"]
+        for depth in map(str, results["parameters"]["depths"]):
+            assert latency[method]["depths"][depth]["p50_ms"] > 0
+    for method in ("offset_search", "stored_query_pages"):
+        assert "available" in latency[method]
+
+    assert [t["clients"] for t in results["throughput"]] == results["parameters"]["clients"]
+    assert all(t["requests"] > 0 for t in results["throughput"])
+    assert [c["handles"] for c in results["capacity"]] == results["parameters"]["capacity"]
+
+    quality = results["quality"]
+    assert quality["duplicates"] == 0
+    assert quality["completeness"]["ratio"] == 1.0
+    assert quality["completeness"]["missing"] == 0
+    assert set(quality["recall"]) == {str(d) for d in results["parameters"]["depths"]}
+    assert all(0.0 <= r <= 1.0 for r in quality["recall"].values())
+    assert results["ingest"]["load_file"]["rows"] == results["parameters"]["rows"]
+
+    names = {t["name"] for t in results["targets"]}
+    assert {"duplicates", "completeness"} <= names
+    assert "targets" in proc.stdout.lower()
+    assert (out / "latency_vs_depth.png").stat().st_size > 0
+    assert (out / "throughput_vs_clients.png").stat().st_size > 0
+
+    # Without --keep the bench leaves nothing behind: its collections (and handles) are gone.
+    with psycopg.connect(fresh_db_url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pgpager.collections WHERE name LIKE 'bench%'"
+        ).fetchone()
+        active = conn.execute(
+            "SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active'"
+        ).fetchone()
+    assert left == (0,)
+    assert active == (0,)
