@@ -79,6 +79,7 @@ def test_quick_bench_completes_with_well_formed_results(fresh_db_url: str, tmp_p
     assert [t["clients"] for t in results["throughput"]] == results["parameters"]["clients"]
     assert all(t["requests"] > 0 for t in results["throughput"])
     assert [c["handles"] for c in results["capacity"]] == results["parameters"]["capacity"]
+    assert results["lean_client_next"]["n"] > 0 and results["lean_client_next"]["p50_ms"] > 0
 
     quality = results["quality"]
     assert quality["duplicates"] == 0

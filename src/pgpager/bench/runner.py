@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import http.client
+import json
 import random
 import secrets
 import tempfile
@@ -283,6 +285,7 @@ class Bench:
                 await self._warm_up(api, name, ds)
                 await self._depth_latency(api, c, ds, served)
                 await self._throughput(server, name, ds)
+                await self._lean_next(server, api, name, ds)
                 await self._capacity(server, api, name, ds, instance)
         finally:
             await api.close()
@@ -527,6 +530,45 @@ class Bench:
                 rows.append(await self._throughput_at(server, name, ds, n))
                 step(1)
         self.results["throughput"] = rows
+
+    async def _lean_next(self, server: BenchServer, api: Api, name: str, ds: Dataset) -> None:
+        """`next` latency with one lean client (stdlib http.client, keep-alive). httpx's own
+        CPU per request is a large part of the figures above; this shows the server's."""
+        calls = 200 if self.config.quick else 1000
+        body, _ = await api.call(
+            "POST",
+            f"/v1/collections/{name}/resumable-queries",
+            json={"vector": ds.sample(1, self.config.seed + 7)[0].tolist(), "top_k": 10},
+        )
+        handle = body["handle"]
+        port = int(server.url.rsplit(":", 1)[1])
+        payload = json.dumps({"additional_k": 10}).encode()
+        headers = {"content-type": "application/json"}
+
+        def measure() -> list[int]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            times: list[int] = []
+            try:
+                for _ in range(calls):
+                    t0 = time.perf_counter_ns()
+                    conn.request("POST", f"/v1/resumable-queries/{handle}/next", payload, headers)
+                    response = conn.getresponse()
+                    response.read()
+                    times.append(time.perf_counter_ns() - t0)
+                    if response.status != 200:
+                        raise RuntimeError(f"next answered {response.status}")
+            finally:
+                conn.close()
+            return times
+
+        with self.steps.section("lean_next", "next with a lean client", 1) as step:
+            times = await asyncio.to_thread(measure)
+            step(1)
+        await api.call("DELETE", f"/v1/resumable-queries/{handle}")
+        self.results["lean_client_next"] = {
+            "client": "http.client (stdlib)",
+            **(summary(times) or {}),
+        }
 
     async def _throughput_at(
         self, server: BenchServer, name: str, ds: Dataset, n: int

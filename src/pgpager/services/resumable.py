@@ -32,7 +32,7 @@ from pgpager.services import validation
 from pgpager.settings import Settings
 from pgpager.store import collections, sessions
 from pgpager.store.collections import Collection
-from pgpager.store.search import Hit, Include, count_matching, hit, nearest
+from pgpager.store.search import Hit, Include, count_matching, estimated_rows, hit, nearest
 from pgpager.store.sessions import Session
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class ResumableQueries:
                 "you no longer need, or raise PGPAGER_MAX_ACTIVE_HANDLES",
                 limit=cap,
             )
-        exact = await self._restrictive(c, ns, where)
+        exact = await self._restrictive(c, ns, where, filtered=bool(filter and filter.strip()))
         handle = secrets.token_urlsafe(24)  # 192 random bits
         query = {
             "vector": [float(x) for x in q],
@@ -253,9 +253,16 @@ class ResumableQueries:
             metrics.handle_events.labels(state).inc()
             log.info("handle %s %s: %s", handle[:8], state, reason)
 
-    async def _restrictive(self, c: Collection, namespace: str, where: Any) -> bool:
-        """Does the filter (and namespace) match few enough rows for an exact plan?"""
+    async def _restrictive(self, c: Collection, namespace: str, where: Any, filtered: bool) -> bool:
+        """Does the filter (and namespace) match few enough rows for an exact plan?
+
+        Counting costs milliseconds, so with no filter in the default namespace of a table the
+        planner estimates as big, the selection is taken as not restrictive. Were it
+        restrictive after all (a small default namespace beside big ones), the index phase
+        ends early and the exact phase delivers the rest: slower once, never incomplete."""
         cutoff = self.settings.flat_search_cutoff
+        if not filtered and namespace == "" and await estimated_rows(self.pool, c) > cutoff:
+            return False
         n = await count_matching(self.pool, c, namespace, where, cutoff + 1)
         return n <= cutoff
 
@@ -374,6 +381,9 @@ class ResumableQueries:
                     live.position = await sessions.count_delivered(self.pool, handle)
         if exhausted:
             await self._close(handle, "exhausted", "every matching row was delivered")
+        # A batch that spans the switch to the exact phase holds rows the index missed, closer
+        # than its last ones: sorting keeps every batch in non-decreasing distance.
+        out.sort(key=lambda h: (h.distance, h.id))
         return Page(handle, out, "exhausted" if exhausted else "active", live.position)
 
     async def _closed_meanwhile(self, live: LiveCursor) -> None:

@@ -108,7 +108,11 @@ def nearest(
 def hit(metric: str, row: tuple[Any, ...] | dict[str, Any]) -> Hit:
     if isinstance(row, dict):
         rid, dist, emb, meta, data = (
-            row["id"], row["distance"], row["embedding"], row["metadata"], row["data"]
+            row["id"],
+            row["distance"],
+            row["embedding"],
+            row["metadata"],
+            row["data"],
         )
     else:
         rid, dist, emb, meta, data = row
@@ -140,3 +144,14 @@ async def count_matching(
         cur = await conn.execute(q, params)
         row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def estimated_rows(pool: AsyncConnectionPool, c: Collection) -> float:
+    """The planner's row estimate for the table (-1 if never analyzed): a catalog read."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%(qualified)s)",
+            {"qualified": c.qualified},
+        )
+        row = await cur.fetchone()
+    return float(row[0]) if row and row[0] is not None else -1.0
