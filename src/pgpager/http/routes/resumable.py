@@ -9,9 +9,9 @@ import msgspec
 from litestar import Controller, Request, delete, get, post
 
 from pgpager.context import AppContext
-from pgpager.http.schemas import Strict
+from pgpager.http.schemas import SearchHit, Strict
 from pgpager.services.resumable import Page, ResumableQueries
-from pgpager.store.search import Hit, Include
+from pgpager.store.search import Include
 from pgpager.store.sessions import Session
 
 
@@ -30,28 +30,15 @@ class NextBatch(Strict):
     additional_k: int = 10
 
 
-class Result(msgspec.Struct, omit_defaults=True):
-    id: str
-    score: float
-    distance: float
-    vector: list[float] | None = None
-    metadata: dict[str, Any] | None = None
-    data: str | None = None
-
-    @classmethod
-    def of(cls, h: Hit) -> Result:
-        return cls(h.id, h.score, h.distance, h.vector, h.metadata, h.data)
-
-
 class PageOut(msgspec.Struct):
     handle: str
-    results: list[Result]
+    results: list[SearchHit]
     state: str
     position: int
 
     @classmethod
     def of(cls, p: Page) -> PageOut:
-        return cls(p.handle, [Result.of(h) for h in p.results], p.state, p.position)
+        return cls(p.handle, [SearchHit.of(h) for h in p.results], p.state, p.position)
 
 
 class HandleStatus(msgspec.Struct):
