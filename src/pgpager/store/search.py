@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from pgpager.filters import CompiledFilter
 from pgpager.store.collections import Collection
+from pgpager.store.queries import query
 
 
 @dataclass(frozen=True)
@@ -149,9 +150,6 @@ async def count_matching(
 async def estimated_rows(pool: AsyncConnectionPool, c: Collection) -> float:
     """The planner's row estimate for the table (-1 if never analyzed): a catalog read."""
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%(qualified)s)",
-            {"qualified": c.qualified},
-        )
+        cur = await conn.execute(query("collections", "estimated_rows"), {"qualified": c.qualified})
         row = await cur.fetchone()
     return float(row[0]) if row and row[0] is not None else -1.0

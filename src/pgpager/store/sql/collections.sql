@@ -66,3 +66,6 @@ ORDER BY i.relname
 
 -- name: table_size
 SELECT pg_total_relation_size(to_regclass(%(qualified)s)) AS size_bytes
+
+-- name: estimated_rows
+SELECT reltuples FROM pg_class WHERE oid = to_regclass(%(qualified)s)
