@@ -13,24 +13,20 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 from psycopg import sql
 
 from pgpager import migrations
+from pgpager.bench.server import BenchServer
 from pgpager.settings import Settings
 
 TEMPLATE = "pgpager_template"
@@ -156,66 +152,15 @@ async def collection(client: AsyncTestClient[Any], collection_name: str) -> str:
     return collection_name
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
+class ServerProcess(BenchServer):
     """A real ``pgpager serve`` in a subprocess, for tests that need a socket or a restart."""
 
     def __init__(self, database_url: str, env: dict[str, str] | None = None) -> None:
-        self.database_url = database_url
-        self.port = free_port()
-        self.extra_env = env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="pgpager-serve-", suffix=".log", delete=False)
+        super().__init__(database_url, env or {})
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60) -> None:
-        env = {
-            **os.environ,
-            "PGPAGER_DATABASE_URL": self.database_url,
-            "PGPAGER_PORT": str(self.port),
-            "PGPAGER_HOST": "127.0.0.1",
-            **self.extra_env,
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pgpager", "serve"], env=env, stdout=self.log, stderr=self.log
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early: {Path(self.log.name).read_text()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start: {Path(self.log.name).read_text()}")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> int | None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode if self.proc else None
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text()
+    def output(self, tail: int | None = None) -> str:
+        text = self.log.read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ from click.testing import CliRunner, Result
 from psycopg.types.json import Jsonb
 
 from pgpager import migrations
+from pgpager.bench.server import free_port
 from pgpager.cli import cli
-from tests.conftest import TEMPLATE, ServerProcess, create_database, drop_database, free_port
+from tests.conftest import TEMPLATE, ServerProcess, create_database, drop_database
 from tests.helpers import load
 
 

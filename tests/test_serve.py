@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from pgpager.bench.server import free_port
 
 PGPAGER = [sys.executable, "-m", "pgpager"]
 

@@ -51,7 +51,8 @@ class BenchServer:
         return self.proc.pid
 
     def start(self, timeout: float = 120.0) -> None:
-        with self.log.open("wb") as out:
+        # Appending: after a restart the log still holds what the first run said.
+        with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pgpager", "serve"], env=self.env, stdout=out, stderr=out
             )
@@ -67,6 +68,12 @@ class BenchServer:
             time.sleep(0.1)
         self.stop()
         raise BenchFailed(f"the server did not start within {timeout:.0f} s:\n{self.output()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown (what a crash looks like to the database)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
