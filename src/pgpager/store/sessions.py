@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -15,6 +16,10 @@ from pgpager.store.queries import query
 CHANNEL = "pgpager_handles"
 # Payload asking every server to recycle its cursor hosts (handle ids never look like this).
 RECYCLE = "*recycle"
+
+
+def _columns() -> sql.Composable:
+    return query("sessions", "session_columns")
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ async def insert(pool: AsyncConnectionPool, **values: Any) -> None:
 
 async def get(pool: AsyncConnectionPool, handle: str) -> Session | None:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("sessions", "get_session"), {"id": handle})
+        await cur.execute(query("sessions", "get_session", columns=_columns()), {"id": handle})
         row = await cur.fetchone()
     return Session(**row) if row else None
 
@@ -108,7 +113,7 @@ async def list_sessions(
         "limit": limit,
     }
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("sessions", "list_sessions"), params)
+        await cur.execute(query("sessions", "list_sessions", columns=_columns()), params)
         return [Session(**r) for r in await cur.fetchall()]
 
 

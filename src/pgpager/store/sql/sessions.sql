@@ -9,29 +9,25 @@ VALUES
     (%(id)s, %(collection)s, %(namespace)s, %(query)s, %(phase)s, %(max_idle_s)s,
      %(max_lifetime_s)s, %(owner_instance)s, %(api_key_id)s)
 
+-- name: session_columns
+-- What get_session and list_sessions return. An active handle's position is the count of ids
+-- it delivered (kept insert-only, see record_delivery); the column holds the final position
+-- once the handle is closed.
+id, collection, namespace, query,
+CASE WHEN state = 'active'
+     THEN (SELECT count(*) FROM pgpager.query_session_rows r WHERE r.session_id = id)
+     ELSE position
+END AS position,
+phase, state, state_reason, created_at, last_used_at, max_idle_s, max_lifetime_s,
+owner_instance, owner_pid, cursor_name, api_key_id, closed_at, now() AS now
+
 -- name: get_session
-SELECT id, collection, namespace, query,
-       -- An active handle's position is the count of ids it delivered (kept insert-only, see
-       -- record_delivery); the column holds the final position once the handle is closed.
-       CASE WHEN state = 'active'
-            THEN (SELECT count(*) FROM pgpager.query_session_rows r WHERE r.session_id = id)
-            ELSE position
-       END AS position,
-       phase, state, state_reason, created_at, last_used_at, max_idle_s, max_lifetime_s,
-       owner_instance, owner_pid, cursor_name, api_key_id, closed_at, now() AS now
+SELECT {columns}
 FROM pgpager.query_sessions
 WHERE id = %(id)s
 
 -- name: list_sessions
-SELECT id, collection, namespace, query,
-       -- An active handle's position is the count of ids it delivered (kept insert-only, see
-       -- record_delivery); the column holds the final position once the handle is closed.
-       CASE WHEN state = 'active'
-            THEN (SELECT count(*) FROM pgpager.query_session_rows r WHERE r.session_id = id)
-            ELSE position
-       END AS position,
-       phase, state, state_reason, created_at, last_used_at, max_idle_s, max_lifetime_s,
-       owner_instance, owner_pid, cursor_name, api_key_id, closed_at, now() AS now
+SELECT {columns}
 FROM pgpager.query_sessions
 WHERE (%(collection)s::text IS NULL OR collection = %(collection)s)
   AND (%(state)s::text IS NULL OR state = %(state)s)
