@@ -128,7 +128,7 @@ class ResumableQueries:
                 "data": include.data,
             },
         }
-        await sessions.insert(
+        session = await sessions.insert(
             self.pool,
             id=handle,
             collection=c.name,
@@ -142,7 +142,6 @@ class ResumableQueries:
         )
         metrics.handle_events.labels("started").inc()
         async with self._exclusive(handle):
-            session = await self._session(handle, api_key_id)
             live = await self._declare(session, session.phase, c, rehydrate=False, position=0)
             return await self._continue(live, top_k)
 

@@ -83,10 +83,13 @@ async def count_active(pool: AsyncConnectionPool) -> int:
     return int(row[0]) if row else 0
 
 
-async def insert(pool: AsyncConnectionPool, **values: Any) -> None:
+async def insert(pool: AsyncConnectionPool, **values: Any) -> Session:
     values["query"] = Jsonb(values["query"])
-    async with pool.connection() as conn:
-        await conn.execute(query("sessions", "insert_session"), values)
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
+        row = await cur.fetchone()
+    assert row is not None
+    return Session(**row)
 
 
 async def get(pool: AsyncConnectionPool, handle: str) -> Session | None:

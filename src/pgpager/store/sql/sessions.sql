@@ -8,6 +8,7 @@ INSERT INTO pgpager.query_sessions
 VALUES
     (%(id)s, %(collection)s, %(namespace)s, %(query)s, %(phase)s, %(max_idle_s)s,
      %(max_lifetime_s)s, %(owner_instance)s, %(api_key_id)s)
+RETURNING {columns}
 
 -- name: session_columns
 -- What get_session and list_sessions return. An active handle's position is the count of ids
