@@ -2,7 +2,7 @@
 
 ``evaluate`` decides a filter AST against one metadata document; ``render`` writes an AST back
 as filter text (with varied spelling) so generated filters also exercise the parser. Nothing
-here shares code with ``pgpager.filters`` beyond the AST classes.
+here shares code with ``pgpager.store.filters`` beyond the AST classes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from pgpager.filters import (
+from pgpager.store.filters import (
     And,
     Comparison,
     Contains,

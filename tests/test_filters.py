@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from pgpager.errors import InvalidFilter
-from pgpager.filters import (
+from pgpager.store.filters import (
     MAX_DEPTH,
     MAX_FILTER_LENGTH,
     MAX_PATH_STEPS,

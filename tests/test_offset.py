@@ -15,8 +15,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from pgvector.psycopg import register_vector
 
-from pgpager.database import open_pool
-from pgpager.services import collections as collection_service
+from pgpager.runtime import Runtime
 from pgpager.settings import Settings
 from pgpager.store import collections as collection_store
 from tests.helpers import clustered, load
@@ -45,9 +44,8 @@ class Data:
 async def data(pg_url: str) -> AsyncIterator[Data]:
     """5,000 clustered 32-d vectors (+ 50 in namespace 'other'), loaded once for the module."""
     name = "off_" + secrets.token_hex(4)
-    pool = await open_pool(pg_url, Settings.from_env(environ={}))
-    try:
-        c = await collection_service.create(pool, name=name, dimension=DIM, build_index=False)
+    async with Runtime.open(Settings.from_env(environ={}), pg_url, serve=False) as rt:
+        c = await rt.collections.create(name=name, dimension=DIM, build_index=False)
         x = clustered(N, DIM, seed=11)
         x[DUPLICATES] = x[99]
         rng = np.random.default_rng(11)
@@ -57,12 +55,10 @@ async def data(pg_url: str) -> AsyncIterator[Data]:
         ]
         ids = load(pg_url, name, x, metadata=meta, id_prefix="v")
         other = load(pg_url, name, x[:OTHER], namespace="other", id_prefix="o")
-        async with pool.connection() as conn:
+        async with rt.db.connection() as conn:
             await collection_store.build_hnsw_index(conn, c)
         yield Data(name, x, ids, [ids[i] for i in sorted(rare)], other)
-        await collection_service.drop(pool, name)
-    finally:
-        await pool.close()
+        await rt.collections.drop(name)
 
 
 async def search(client: Client, name: str, vector: Any, **body: Any) -> Any:

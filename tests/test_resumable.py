@@ -11,7 +11,6 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from pgpager.sweeper import sweep_once
 from tests.helpers import clustered, exact_order, load
 
 Client = AsyncTestClient[Any]
@@ -260,7 +259,7 @@ async def test_concurrent_next_never_duplicates(
     batches = await asyncio.gather(*(one() for _ in range(25)))
     got = [i for b in batches for i in b] + [x["id"] for x in r.json()["results"]]
     assert len(got) == len(set(got)) == 501
-    assert client.app.state.ctx.resumable._locks == {}, "per-handle locks do not pile up"
+    assert client.app.state.runtime.resumable._locks == {}, "per-handle locks do not pile up"
 
 
 async def test_sweeper_expires_idle_handles(
@@ -273,14 +272,14 @@ async def test_sweeper_expires_idle_handles(
     r = await start(client, collection, [1, 0, 0], top_k=1, max_idle=1)
     handle = r.json()["handle"]
     keep = (await start(client, collection, [1, 0, 0], top_k=1)).json()["handle"]
-    ctx = client.app.state.ctx
-    assert handle in ctx.resumable.live
+    rt = client.app.state.runtime
+    assert handle in rt.resumable.live
 
-    dry = await sweep_once(ctx.pool, ctx.settings, resumable=ctx.resumable, dry_run=True)
+    dry = await rt.sweeper.sweep_once(dry_run=True)
     assert handle not in [c.id for c in dry.expired]
     deadline = time.monotonic() + 10
     while True:
-        dry = await sweep_once(ctx.pool, ctx.settings, resumable=ctx.resumable, dry_run=True)
+        dry = await rt.sweeper.sweep_once(dry_run=True)
         if handle in [c.id for c in dry.expired]:
             break
         assert time.monotonic() < deadline
@@ -288,14 +287,14 @@ async def test_sweeper_expires_idle_handles(
     status = (await client.get(f"/v1/resumable-queries/{handle}")).json()
     assert status["state"] == "active", "a dry run changes nothing"
 
-    report = await sweep_once(ctx.pool, ctx.settings, resumable=ctx.resumable)
+    report = await rt.sweeper.sweep_once()
     assert handle in [c.id for c in report.expired]
     assert keep not in [c.id for c in report.expired]
     status = (await client.get(f"/v1/resumable-queries/{handle}")).json()
     assert status["state"] == "expired" and "idle" in status["state_reason"]
     r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
     assert r.status_code == 410 and "idle" in r.json()["error"]["message"]
-    assert handle not in ctx.resumable.live, "its cursor was closed"
+    assert handle not in rt.resumable.live, "its cursor was closed"
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
             "SELECT count(*) FROM pgpager.query_session_rows WHERE session_id = %s", [handle]
@@ -353,8 +352,8 @@ async def test_cursor_backend_terminated(client: Client, collection_name: str, p
         ).json()
         handles.append(body["handle"])
         first[body["handle"]] = [x["id"] for x in body["results"]]
-    ctx = client.app.state.ctx
-    pids = {h.backend_pid for h in ctx.resumable.hosts.hosts if h.backend_pid}
+    rt = client.app.state.runtime
+    pids = {h.backend_pid for h in rt.resumable.hosts.hosts if h.backend_pid}
     with psycopg.connect(pg_url, autocommit=True) as conn:
         for pid in pids:
             conn.execute("SELECT pg_terminate_backend(%s)", [pid])
@@ -394,7 +393,7 @@ async def test_idle_handle_expires_on_next_without_a_sweep(client: Client, colle
         json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(9)]},
     )
     handle = (await start(client, collection, [1, 0, 0], top_k=1, max_idle=1)).json()["handle"]
-    assert handle in client.app.state.ctx.resumable.live
+    assert handle in client.app.state.runtime.resumable.live
     deadline = time.monotonic() + 10
     while (await client.get(f"/v1/resumable-queries/{handle}")).json()["idle_seconds"] <= 1.2:
         assert time.monotonic() < deadline

@@ -378,7 +378,7 @@ async def test_results_expire(make_client: Any, pg_url: str) -> None:
         r = await client.get(f"/v1/queries/{qid}/pages", params={"cursor": cursor})
         assert r.status_code == 410 and r.json()["error"]["code"] == "query_expired"
 
-        pool = client.app.state.ctx.pool
+        pool = client.app.state.runtime.db
 
         async def expire() -> int:
             await stored.expire_stored_queries(pool, 1000)
@@ -399,7 +399,7 @@ async def test_expiry_deletes_big_results_in_bounded_batches(
     monkeypatch.setattr(stored, "DELETE_BATCH", 150)
     async with make_client(stored_query_ttl_s=1) as client:
         qid = (await completed(client, "SELECT g FROM generate_series(1, 1000) g"))["query_id"]
-        pool = client.app.state.ctx.pool
+        pool = client.app.state.runtime.db
 
         async def expired() -> bool:
             q = await stored.get(pool, qid)
@@ -425,10 +425,10 @@ async def test_expiry_deletes_big_results_in_bounded_batches(
 async def test_fail_orphaned_queries_spares_live_instances(
     client: AsyncTestClient[Any], pg_url: str
 ) -> None:
-    ctx = client.app.state.ctx
+    rt = client.app.state.runtime
     dead, alive = str(uuid.uuid4()), str(uuid.uuid4())
     with psycopg.connect(pg_url) as conn:
-        for qid, owner in [(dead, "ghost-instance"), (alive, ctx.settings.instance_id)]:
+        for qid, owner in [(dead, "ghost-instance"), (alive, rt.settings.instance_id)]:
             conn.execute(
                 "INSERT INTO pgpager.stored_queries (query_id, kind, request, state, "
                 "owner_instance, expires_at) VALUES (%s, 'sql', '{}', 'RUNNING', %s, "
@@ -436,9 +436,9 @@ async def test_fail_orphaned_queries_spares_live_instances(
                 [qid, owner],
             )
     # Called as another instance would call it: our instance holds its lock, the ghost none.
-    assert await stored.fail_orphaned_queries(ctx.pool, "some-other-instance") >= 1
-    gone = await stored.get(ctx.pool, dead)
-    live = await stored.get(ctx.pool, alive)
+    assert await stored.fail_orphaned_queries(rt.db, "some-other-instance") >= 1
+    gone = await stored.get(rt.db, dead)
+    live = await stored.get(rt.db, alive)
     assert gone is not None and gone.state == "FAILED" and "server stopped" in (gone.error or "")
     assert live is not None and live.state == "RUNNING"
     with psycopg.connect(pg_url) as conn:
@@ -446,12 +446,8 @@ async def test_fail_orphaned_queries_spares_live_instances(
 
 
 async def test_liveness_lock_is_taken_again_after_its_connection_drops(
-    make_client: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    make_client: Any, pg_url: str
 ) -> None:
-    from pgpager.services import stored_queries
-
-    monkeypatch.setattr(stored_queries, "LIVENESS_CHECK_S", 0.05)
-
     def holder(instance_id: str) -> int | None:
         with psycopg.connect(pg_url) as conn:
             row = conn.execute(
@@ -462,8 +458,8 @@ async def test_liveness_lock_is_taken_again_after_its_connection_drops(
             ).fetchone()
         return None if row is None else int(row[0])
 
-    async with make_client() as client:
-        instance_id = client.app.state.ctx.settings.instance_id
+    async with make_client(liveness_check_s=0.05) as client:
+        instance_id = client.app.state.runtime.settings.instance_id
         pid = holder(instance_id)
         assert pid is not None
         with psycopg.connect(pg_url) as conn:

@@ -21,15 +21,12 @@ from pgpager.errors import ConfigurationError, PgpagerError
 from pgpager.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
-    from psycopg_pool import AsyncConnectionPool
-
+    from pgpager.runtime import Runtime
     from pgpager.store.sessions import Session
     from pgpager.store.stored import StoredQuery
 
 T = TypeVar("T")
 log = logging.getLogger("pgpager")
-
-CLI_APPLICATION_NAME = "pgpager-cli"
 
 
 def env(name: str) -> str:
@@ -74,37 +71,30 @@ def run_async(obj: Obj, coro_fn: Callable[[], Awaitable[T]]) -> T:
     return run(obj, lambda: asyncio.run(coro_fn()))  # type: ignore[arg-type]
 
 
-def with_pool(
+def with_runtime(
     obj: Obj,
-    fn: Callable[[AsyncConnectionPool, Settings, str], Awaitable[T]],
+    fn: Callable[[Runtime], Awaitable[T]],
     *,
     schema: bool = True,
+    migrate: bool = False,
+    **overrides: Any,
 ) -> T:
-    """Run ``fn(pool, settings, url)`` against the server's database (the embedded one is joined
-    if a server runs it, started for the while otherwise). ``schema``: require the schema at
-    this pgpager's revision first."""
-    from pgpager.database import open_pool
-    from pgpager.runtime import database
-    from pgpager.services import admin
+    """Run ``fn(runtime)`` against the server's database (the embedded one is joined if a server
+    runs it, started for the while otherwise). ``schema``: require the schema at this
+    pgpager's revision first (``migrate``: bring it there). ``overrides``: settings given as
+    command options."""
+    from pgpager.runtime import Runtime, database
 
-    settings = run(obj, obj.settings)
+    settings = run(obj, lambda: obj.settings(**overrides))
 
     async def go(url: str) -> T:
-        pool = await open_pool(
-            url,
-            settings.with_(pool_min_size=1, pool_max_size=2),
-            name="pgpager-cli",
-            application_name=CLI_APPLICATION_NAME,
-        )
-        try:
+        async with Runtime.open(settings, url, serve=False) as rt:
             if schema:
-                await admin.require_schema(pool)
-            return await fn(pool, settings, url)
-        finally:
-            await pool.close()
+                await rt.admin.require_schema()
+            return await fn(rt)
 
     def do() -> T:
-        with database(settings, migrate=False) as url:
+        with database(settings, migrate=migrate) as url:
             return asyncio.run(go(url))
 
     return run(obj, do)
@@ -275,38 +265,27 @@ def load(obj: Obj, collection: str, file: Path, namespace: str, defer_index: boo
     """Bulk-load FILE (.npy: ids are row numbers; .jsonl: id, vector, metadata, data)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from pgpager.database import connect
-    from pgpager.runtime import database
-    from pgpager.services.loading import count_rows, load_file
+    from pgpager.services.loading import count_rows
 
-    settings = run(obj, obj.settings)
+    async def go(rt: Runtime) -> int:
+        with Progress(
+            *Progress.get_default_columns()[:-1],
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+            disable=not sys.stderr.isatty(),
+        ) as bar:
+            task = bar.add_task(f"loading {file.name}", total=count_rows(file))
+            return await rt.loader.load(
+                collection,
+                file,
+                namespace=namespace,
+                defer_index=defer_index,
+                progress=lambda n: bar.advance(task, n),
+            )
 
-    async def go(url: str) -> int:
-        total = count_rows(file)
-        conn = await connect(url)
-        try:
-            with Progress(
-                *Progress.get_default_columns()[:-1], BarColumn(), MofNCompleteColumn(),
-                TimeRemainingColumn(), transient=False, disable=not sys.stderr.isatty(),
-            ) as bar:
-                task = bar.add_task(f"loading {file.name}", total=total)
-                return await load_file(
-                    conn,
-                    collection,
-                    file,
-                    namespace=namespace,
-                    max_id_length=settings.max_id_length,
-                    defer_index=defer_index,
-                    progress=lambda n: bar.advance(task, n),
-                )
-        finally:
-            await conn.close()
-
-    def do() -> int:
-        with database(settings) as url:
-            return asyncio.run(go(url))
-
-    n = run(obj, do)
+    n = with_runtime(obj, go, migrate=True)
     suffix = f" (namespace {namespace!r})" if namespace else ""
     click.echo(f"loaded {n} vectors into {collection}{suffix}")
 
@@ -441,11 +420,9 @@ def handles_list(
 ) -> None:
     """List handles, newest first."""
     from pgpager import render
-    from pgpager.services import admin
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> list[Session]:
-        return await admin.list_handles(
-            pool,
+    async def go(rt: Runtime) -> list[Session]:
+        return await rt.admin.list_handles(
             collection=collection,
             state=state,
             owner=owner,
@@ -453,7 +430,7 @@ def handles_list(
             limit=limit,
         )
 
-    found = with_pool(obj, go)
+    found = with_runtime(obj, go)
     if as_json:
         render.print_json([handle_view(s) for s in found])
         return
@@ -498,13 +475,12 @@ def handles_list(
 def handles_show(obj: Obj, handle: str, as_json: bool) -> None:
     """Show one handle: its query, progress, timing, owner and whether its cursor is open."""
     from pgpager import render
-    from pgpager.services import admin
     from pgpager.services.admin import HandleDetail
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> HandleDetail:
-        return await admin.handle_detail(pool, handle)
+    async def go(rt: Runtime) -> HandleDetail:
+        return await rt.admin.handle_detail(handle)
 
-    d = with_pool(obj, go)
+    d = with_runtime(obj, go)
     s = d.session
     vector = s.query.get("vector") or []
     if as_json:
@@ -562,20 +538,19 @@ def handles_show(obj: Obj, handle: str, as_json: bool) -> None:
 def handles_stop(obj: Obj, handle_ids: tuple[str, ...], yes: bool, as_json: bool) -> None:
     """Stop handles. A running server closes their cursors at once; a later 'next' gets 410."""
     from pgpager import render
-    from pgpager.services import admin
     from pgpager.services.admin import StopOutcome
 
     ids = list(dict.fromkeys(handle_ids))
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> list[StopOutcome]:
-        found = await admin.find_handles(pool, ids)
+    async def go(rt: Runtime) -> list[StopOutcome]:
+        found = await rt.admin.find_handles(ids)
         active = [s for s in found if s.state == "active"]
         if active:
             what = f"handle {active[0].id}" if len(active) == 1 else f"{len(active)} handles"
             confirm(f"stop {what}", yes)
-        return await admin.stop_handles(pool, ids)
+        return await rt.admin.stop_handles(ids)
 
-    outcomes = with_pool(obj, go)
+    outcomes = with_runtime(obj, go)
     if as_json:
         render.print_json(outcomes)
         return
@@ -602,15 +577,12 @@ def handles_sweep(obj: Obj, dry_run: bool, batch_size: int | None, as_json: bool
     """Run one sweeper tick now: expire idle handles, reclaim orphaned ones, purge old rows,
     expire stored queries."""
     from pgpager import render
-    from pgpager.services import admin
-    from pgpager.sweeper import SweepReport
+    from pgpager.services.sweeper import SweepReport
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> SweepReport:
-        if batch_size is not None:
-            settings = settings.with_(sweep_batch_size=batch_size)
-        return await admin.sweep(pool, settings, dry_run=dry_run)
+    async def go(rt: Runtime) -> SweepReport:
+        return await rt.admin.sweep(dry_run=dry_run)
 
-    report = with_pool(obj, go)
+    report = with_runtime(obj, go, sweep_batch_size=batch_size)
     if as_json:
         render.print_json(report)
         return
@@ -647,12 +619,11 @@ def expires_in_s(q: StoredQuery) -> float:
 def queries_list(obj: Obj, limit: int, as_json: bool) -> None:
     """List unexpired stored queries of every API key, newest first."""
     from pgpager import render
-    from pgpager.services import admin
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> list[StoredQuery]:
-        return await admin.list_stored_queries(pool, limit=limit)
+    async def go(rt: Runtime) -> list[StoredQuery]:
+        return await rt.admin.list_stored_queries(limit=limit)
 
-    found = with_pool(obj, go)
+    found = with_runtime(obj, go)
     if as_json:
         render.print_json(found)
         return
@@ -686,12 +657,11 @@ def queries_list(obj: Obj, limit: int, as_json: bool) -> None:
 def queries_show(obj: Obj, query_id: str, as_json: bool) -> None:
     """Show one stored query: state, timing, rows kept, expiry."""
     from pgpager import render
-    from pgpager.services import admin
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> StoredQuery:
-        return await admin.stored_query(pool, settings, query_id)
+    async def go(rt: Runtime) -> StoredQuery:
+        return await rt.admin.stored_query(query_id)
 
-    q = with_pool(obj, go)
+    q = with_runtime(obj, go)
     if as_json:
         render.print_json(q)
         return
@@ -726,18 +696,17 @@ def queries_show(obj: Obj, query_id: str, as_json: bool) -> None:
 def queries_delete(obj: Obj, query_ids: tuple[str, ...], yes: bool, as_json: bool) -> None:
     """Delete stored queries and their kept rows; later pages get 404."""
     from pgpager import render
-    from pgpager.services import admin
 
     ids = list(dict.fromkeys(query_ids))
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> list[StoredQuery]:
-        found = [await admin.stored_query(pool, settings, i) for i in ids]
+    async def go(rt: Runtime) -> list[StoredQuery]:
+        found = [await rt.admin.stored_query(i) for i in ids]
         rows = sum(q.doc_count or 0 for q in found)
         what = f"stored query {ids[0]}" if len(ids) == 1 else f"{len(ids)} stored queries"
         confirm(f"delete {what} and {rows:,} kept rows", yes)
-        return [await admin.delete_stored_query(pool, i) for i in ids]
+        return [await rt.admin.delete_stored_query(i) for i in ids]
 
-    deleted = with_pool(obj, go)
+    deleted = with_runtime(obj, go)
     if as_json:
         render.print_json([{"query_id": q.query_id, "deleted": True} for q in deleted])
         return
@@ -757,17 +726,12 @@ def collections() -> None:
 def collections_list(obj: Obj, as_json: bool) -> None:
     """List collections, with row counts estimated from the table statistics."""
     from pgpager import render
-    from pgpager.services import collections as service
     from pgpager.store.collections import Collection
 
-    async def go(
-        pool: AsyncConnectionPool, settings: Settings, url: str
-    ) -> tuple[list[Collection], dict[str, int]]:
-        from pgpager.store import admin as admin_store
+    async def go(rt: Runtime) -> tuple[list[Collection], dict[str, int]]:
+        return await rt.collections.list_all(), await rt.collections.estimated_counts()
 
-        return await service.list_all(pool), await admin_store.estimated_rows(pool)
-
-    found, counts = with_pool(obj, go)
+    found, counts = with_runtime(obj, go)
     if as_json:
         render.print_json(
             [{**render.jsonable(c), "vectors_estimate": counts.get(c.name)} for c in found]
@@ -831,12 +795,10 @@ def collections_create(
 ) -> None:
     """Create collection NAME (a table in schema pgpager_data with an HNSW index)."""
     from pgpager import render
-    from pgpager.services import collections as service
     from pgpager.store.collections import Collection
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> Collection:
-        return await service.create(
-            pool,
+    async def go(rt: Runtime) -> Collection:
+        return await rt.collections.create(
             name=name,
             dimension=dimension,
             metric=metric,
@@ -845,7 +807,7 @@ def collections_create(
             embedding_model=embedding_model,
         )
 
-    c = with_pool(obj, go)
+    c = with_runtime(obj, go)
     if as_json:
         render.print_json(c)
         return
@@ -862,13 +824,12 @@ def collections_create(
 def collections_info(obj: Obj, name: str, as_json: bool) -> None:
     """Show collection NAME: exact vector count per namespace, indexes, size."""
     from pgpager import render
-    from pgpager.services import collections as service
     from pgpager.store.collections import CollectionInfo
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> CollectionInfo:
-        return await service.info(pool, name)
+    async def go(rt: Runtime) -> CollectionInfo:
+        return await rt.collections.info(name)
 
-    i = with_pool(obj, go)
+    i = with_runtime(obj, go)
     c = i.collection
     if as_json:
         render.print_json(
@@ -913,14 +874,13 @@ def collections_info(obj: Obj, name: str, as_json: bool) -> None:
 def collections_drop(obj: Obj, name: str, yes: bool) -> None:
     """Drop collection NAME: its table, its vectors and its handles."""
     from pgpager import render
-    from pgpager.services import collections as service
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> None:
-        i = await service.info(pool, name)
+    async def go(rt: Runtime) -> None:
+        i = await rt.collections.info(name)
         confirm(f"drop collection {name} and its {i.vector_count:,} vectors", yes)
-        await service.drop(pool, name)
+        await rt.collections.drop(name)
 
-    with_pool(obj, go)
+    with_runtime(obj, go)
     render.line(f"dropped collection {name}")
 
 
@@ -949,13 +909,12 @@ def describe_database(settings: Settings, url: str) -> str:
 def status(obj: Obj, exact: bool, as_json: bool) -> None:
     """Database, schema, collections, vectors, handles, stored queries and running servers."""
     from pgpager import render
-    from pgpager.services import admin
     from pgpager.services.admin import Status
 
-    async def go(pool: AsyncConnectionPool, settings: Settings, url: str) -> tuple[Status, str]:
-        return await admin.status(pool, exact=exact), describe_database(settings, url)
+    async def go(rt: Runtime) -> tuple[Status, str]:
+        return await rt.admin.status(exact=exact), describe_database(rt.settings, rt.database_url)
 
-    st, where = with_pool(obj, go, schema=False)
+    st, where = with_runtime(obj, go, schema=False)
     if as_json:
         render.print_json(
             {

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgpager.database import connect
+from pgpager.store.database import connect
 
 log = logging.getLogger(__name__)
 

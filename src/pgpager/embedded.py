@@ -10,10 +10,8 @@ import warnings
 from pathlib import Path
 from typing import IO, Any
 
-import psycopg
-from psycopg import sql
-
 from pgpager.errors import ConfigurationError, DataDirectoryLocked
+from pgpager.store.database import ensure_database
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +48,7 @@ class EmbeddedPostgres:
                     f"(see {self.data_dir / 'log'})"
                 ) from exc
         admin_url = self._server.get_uri("postgres")
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]
-            ).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+        ensure_database(admin_url, DATABASE)
         url: str = self._server.get_uri(DATABASE)
         log.info("embedded PostgreSQL ready in %s", self.data_dir)
         return url

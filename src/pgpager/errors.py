@@ -14,6 +14,8 @@ class PgpagerError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    retry_after_s: int | None = None
+    """Sent as ``Retry-After``: when trying again may succeed."""
 
     def __init__(self, message: str | None = None, **detail: Any) -> None:
         self.message = message or (self.__doc__ or self.code).strip()
@@ -33,6 +35,7 @@ class DatabaseUnavailable(PgpagerError):
 
     status = 503
     code = "database_unavailable"
+    retry_after_s = 2
 
 
 class DataDirectoryLocked(ConfigurationError):
@@ -58,6 +61,12 @@ class NotSupported(BadRequest):
     """pgpager does not support this feature."""
 
     code = "not_supported"
+
+
+class DuplicateId(InvalidRequest):
+    """A vector with this id exists already."""
+
+    code = "duplicate_id"
 
 
 class InvalidFilter(InvalidRequest):
@@ -178,6 +187,7 @@ class SqlUnavailable(PgpagerError):
 
     status = 503
     code = "sql_unavailable"
+    retry_after_s = 5
 
 
 class TooManyHandles(PgpagerError):
@@ -185,6 +195,7 @@ class TooManyHandles(PgpagerError):
 
     status = 429
     code = "too_many_handles"
+    retry_after_s = 5
 
 
 class QueryFailed(InvalidRequest):

@@ -36,9 +36,6 @@ class ApiKey:
     token: str
     scopes: frozenset[str]
 
-    def allows(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
-
 
 def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
     """Parse ``token:scope+scope,token2:scope`` (scopes: read, write, sql, admin).
@@ -82,6 +79,14 @@ class Settings:
     )
     pool_min_size: int = _doc("Connections the pool keeps open.", 2)
     pool_max_size: int = _doc("Most connections the pool opens.", 10)
+    pool_timeout_s: float = _doc(
+        "Seconds a request waits for a free database connection before it gets a 503.", 5.0
+    )
+    db_unavailable_wait_s: float = _doc(
+        "While PostgreSQL is unreachable, seconds a request waits for it before a quick 503 "
+        "(with Retry-After); the pool keeps reconnecting in the background.",
+        0.5,
+    )
 
     # --- HTTP -----------------------------------------------------------------------------
     host: str = _doc("Address to bind. A non-loopback address requires API keys.", "127.0.0.1")
@@ -121,6 +126,18 @@ class Settings:
     cursor_hosts: int = _doc("Dedicated connections holding resumable-query cursors.", 4)
     sweep_interval_s: float = _doc("Seconds between sweeper ticks.", 10.0)
     sweep_batch_size: int = _doc("Most handles or stored queries one sweeper tick acts on.", 500)
+    closed_handle_retention_s: int = _doc(
+        "Seconds a closed handle stays visible (a late next gets 410 with the reason).", 86_400
+    )
+    listener_retry_s: float = _doc(
+        "Seconds before the NOTIFY listener reconnects after losing its connection (doubling "
+        "up to 30 s while it keeps failing).",
+        0.5,
+    )
+    drop_wait_s: float = _doc(
+        "Seconds a collection drop waits for cursor hosts of running servers to let go of it.",
+        10.0,
+    )
 
     # --- stored queries -------------------------------------------------------------------
     stored_query_ttl_s: int = _doc("Seconds stored query results are kept.", 86_400)
@@ -132,10 +149,21 @@ class Settings:
     stored_query_max_rows: int = _doc(
         "Most rows one stored query may keep; a larger result fails the query.", 10_000_000
     )
+    liveness_check_s: float = _doc(
+        "Seconds between checks of the connection that shows this instance is alive (its "
+        "stored queries are failed by other instances once it is gone).",
+        5.0,
+    )
     sql_reader_password: str | None = _doc(
         "Password of the pgpager_reader role that stored SQL queries log in as. Empty: pgpager "
         "keeps a random one in the database and sets it (ALTER ROLE) when a login fails.",
         None,
+    )
+
+    # --- process ---------------------------------------------------------------------------
+    stop_timeout_s: float = _doc(
+        "Seconds background tasks and running stored queries get to stop when the server stops.",
+        10.0,
     )
 
     # --- identity -------------------------------------------------------------------------

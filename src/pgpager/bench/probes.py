@@ -1,25 +1,16 @@
-"""What the benchmark reads beside the HTTP API: the machine, the database's versions, the raw
-SQL cursor that is the floor for paging, the exact order that recall is measured against, and
-the memory of processes (``/proc``)."""
+"""What the benchmark reads beside the HTTP API: the machine, and the memory and CPU of
+processes (``/proc``). What it reads from the database is in ``pgpager.store.probes``."""
 
 from __future__ import annotations
 
 import os
 import platform
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psycopg
-from pgvector.psycopg import register_vector
-from psycopg import sql
-
 from pgpager import __version__
-from pgpager.cursors import HOST_SETTINGS
-from pgpager.store.collections import Collection
-from pgpager.store.search import Include, nearest
+from pgpager.store.probes import database_facts
 
 
 def machine(url: str) -> dict[str, Any]:
@@ -31,15 +22,7 @@ def machine(url: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "pgpager": __version__,
     }
-    with psycopg.connect(url, autocommit=True) as conn:
-        for key, stmt in (
-            ("postgres", "SHOW server_version"),
-            ("shared_buffers", "SHOW shared_buffers"),
-            ("work_mem", "SHOW work_mem"),
-            ("pgvector", "SELECT extversion FROM pg_extension WHERE extname = 'vector'"),
-        ):
-            row = conn.execute(stmt).fetchone()
-            info[key] = row[0] if row else None
+    info.update(database_facts(url))
     return info
 
 
@@ -61,73 +44,6 @@ def _meminfo_kb(field: str) -> int:
     except OSError:
         pass
     return 0
-
-
-def analyze(url: str, c: Collection) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("ANALYZE {}").format(c.table))
-
-
-def sql_cursor_walk(
-    url: str, c: Collection, queries: Iterable[Any], *, ef_search: int, page: int, until: int
-) -> list[list[tuple[int, int]]]:
-    """The floor: per query, a cursor declared directly on a connection set up like a cursor
-    host (same SELECT, same scan settings), then ``FETCH page`` to ``until`` rows.
-
-    Returns, per query, (position before the fetch, nanoseconds) for every fetch.
-    """
-    walks: list[list[tuple[int, int]]] = []
-    with psycopg.connect(url) as conn:
-        register_vector(conn)
-        conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
-        for stmt in HOST_SETTINGS:
-            conn.execute(stmt)
-        conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef_search)))
-        query = nearest(c, include=Include())
-        fetch = sql.SQL("FETCH {} FROM floor").format(sql.Literal(page))
-        for q in queries:
-            conn.execute(
-                sql.SQL("DECLARE floor NO SCROLL CURSOR FOR {}").format(query),
-                {"q": np.asarray(q, dtype=np.float32), "namespace": ""},
-            )
-            walk: list[tuple[int, int]] = []
-            position = 0
-            while position < until:
-                t0 = time.perf_counter_ns()
-                rows = conn.execute(fetch).fetchall()
-                walk.append((position, time.perf_counter_ns() - t0))
-                if not rows:
-                    break
-                position += len(rows)
-            conn.execute("CLOSE floor")
-            walks.append(walk)
-        conn.rollback()
-    return walks
-
-
-def exact_top(url: str, c: Collection, q: Any, k: int) -> list[str]:
-    """The exact nearest ``k`` ids: ordered by an expression no index can serve, so every row
-    is scored and sorted (the order recall is measured against)."""
-    query = nearest(c, include=Include(), exact=True, limit_offset=True)
-    with psycopg.connect(url, autocommit=True) as conn:
-        register_vector(conn)
-        rows = conn.execute(
-            query,
-            {"q": np.asarray(q, dtype=np.float32), "namespace": "", "limit": k, "offset": 0},
-        ).fetchall()
-    return [r[0] for r in rows]
-
-
-def host_backend_pids(url: str, instance_id: str) -> list[int]:
-    """Backends holding the cursors of one server instance (from the sessions table)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT DISTINCT s.owner_pid FROM pgpager.query_sessions AS s "
-            "JOIN pg_stat_activity AS a ON a.pid = s.owner_pid "
-            "WHERE s.owner_instance = %(instance)s AND s.owner_pid IS NOT NULL",
-            {"instance": instance_id},
-        ).fetchall()
-    return sorted(int(r[0]) for r in rows)
 
 
 def smaps_kb(pids: Iterable[int]) -> dict[str, int] | None:

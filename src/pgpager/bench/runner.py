@@ -40,13 +40,9 @@ from rich.progress import (
 from pgpager.bench import BenchFailed, data, probes, report
 from pgpager.bench.data import Dataset
 from pgpager.bench.server import Api, BenchServer, Unavailable
-from pgpager.database import connect, open_pool
-from pgpager.runtime import database
-from pgpager.services import collections as collection_service
-from pgpager.services.loading import load_file
+from pgpager.runtime import Runtime, database
 from pgpager.settings import Settings
-from pgpager.store import collections as collection_store
-from pgpager.store import sessions
+from pgpager.store import probes as db_probes
 from pgpager.store.collections import Collection
 
 OPEN_CONCURRENCY = 32
@@ -279,7 +275,7 @@ class Bench:
         api = Api(server.url, retries=self.retries)
         try:
             name = await self._load(api, ds)
-            async with connect_collection(self.url, name) as c:
+            async with connect_collection(self.settings, self.url, name) as c:
                 ingest_name = await self._ingest(api, ds)
                 await self._completeness(api, ingest_name, ds)
                 await self._warm_up(api, name, ds)
@@ -306,15 +302,12 @@ class Bench:
                 if count >= ds.rows:
                     marks["copied"] = time.perf_counter()
 
-            conn = await connect(self.url)
-            try:
+            async with Runtime.open(self.settings, self.url, serve=False) as rt:
                 t0 = time.perf_counter()
-                n = await load_file(conn, name, ds.path, defer_index=True, progress=progress)
+                n = await rt.loader.load(name, ds.path, defer_index=True, progress=progress)
                 t1 = time.perf_counter()
-                c = await collection_store.get(conn, name)
-            finally:
-                await conn.close()
-            probes.analyze(self.url, c)
+                c = await rt.collections.get(name)
+            db_probes.analyze(self.url, c)
         copy_s = marks.get("copied", t1) - t0
         self.results.setdefault("ingest", {})["load_file"] = {
             "rows": n,
@@ -396,7 +389,7 @@ class Bench:
         duplicates = 0
 
         with self.steps.section("sql", "raw SQL cursor FETCH (floor)", 1):
-            floor = probes.sql_cursor_walk(
+            floor = db_probes.sql_cursor_walk(
                 self.url,
                 c,
                 ds.queries,
@@ -414,7 +407,7 @@ class Bench:
                 walks.append(walk)
                 starts.append(start_ns)
                 duplicates += len(ids) - len(set(ids))
-                exact = probes.exact_top(self.url, c, q, max(cfg.depths))
+                exact = db_probes.exact_top(self.url, c, q, max(cfg.depths))
                 for d in cfg.depths:
                     got = set(ids[:d])
                     recall[str(d)].append(len(got.intersection(exact[:d])) / min(d, len(exact)))
@@ -636,7 +629,7 @@ class Bench:
         self, server: BenchServer, api: Api, name: str, ds: Dataset, instance: str
     ) -> None:
         cfg = self.config
-        pids_before = probes.host_backend_pids(self.url, instance)
+        pids_before = db_probes.host_backend_pids(self.url, instance)
         backends_before = probes.smaps_kb(pids_before)
         rss_before = probes.rss_kb(server.pid)
         opener = Api(server.url, connections=OPEN_CONCURRENCY, retries=self.retries)
@@ -660,7 +653,9 @@ class Bench:
                         OPEN_CONCURRENCY, [partial(open_one, v) for v in vectors]
                     )
                     open_s = time.perf_counter() - t0
-                pids = sorted(set(pids_before) | set(probes.host_backend_pids(self.url, instance)))
+                pids = sorted(
+                    set(pids_before) | set(db_probes.host_backend_pids(self.url, instance))
+                )
                 backends = probes.smaps_kb(pids)
                 rss = probes.rss_kb(server.pid)
                 probes_ns: list[int] = []
@@ -722,32 +717,26 @@ class Bench:
         handles go with them), or with ``keep`` close the handles still marked active."""
         if not self.created:
             return
-        pool = await open_pool(self.url, self.settings.with_(pool_min_size=1, pool_max_size=2))
-        try:
+        async with Runtime.open(self.settings, self.url, serve=False) as rt:
             for name in self.created:
                 if self.config.keep:
-                    for s in await sessions.list_sessions(
-                        pool, collection=name, state="active", limit=1_000_000
-                    ):
-                        await sessions.close(pool, s.id, "stopped", "closed by pgpager bench")
+                    active = await rt.admin.list_handles(
+                        collection=name, state="active", limit=1_000_000
+                    )
+                    await rt.admin.stop_handles([h.id for h in active], "closed by pgpager bench")
                 else:
                     try:
-                        await collection_service.drop(pool, name)
+                        await rt.collections.drop(name)
                     except Exception as exc:
                         self.warnings.append(f"could not drop collection {name}: {exc}")
-        finally:
-            await pool.close()
         if self.config.keep:
             self.results["kept_collections"] = list(self.created)
 
 
 @contextlib.asynccontextmanager
-async def connect_collection(url: str, name: str) -> AsyncIterator[Collection]:
-    conn = await connect(url)
-    try:
-        yield await collection_store.get(conn, name)
-    finally:
-        await conn.close()
+async def connect_collection(settings: Settings, url: str, name: str) -> AsyncIterator[Collection]:
+    async with Runtime.open(settings, url, serve=False) as rt:
+        yield await rt.collections.get(name)
 
 
 def run_bench(settings: Settings, config: BenchConfig) -> Path:

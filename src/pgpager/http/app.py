@@ -1,10 +1,11 @@
-"""The Litestar application factory and its lifespan (pool, cursor hosts, sweeper)."""
+"""The Litestar application: routes, the runtime's services injected into them, one error
+mapping, and a lifespan that opens the runtime and closes it again."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -13,9 +14,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from pgpager import __version__
-from pgpager.context import AppContext
-from pgpager.cursors import CursorHosts
-from pgpager.database import open_pool, server_application_name, with_application_name
 from pgpager.http.auth import auth_guard
 from pgpager.http.errors import EXCEPTION_HANDLERS
 from pgpager.http.routes.collections import CollectionsController
@@ -25,43 +23,33 @@ from pgpager.http.routes.search import SearchController
 from pgpager.http.routes.system import health, metrics
 from pgpager.http.routes.upstash import upstash_router
 from pgpager.http.routes.vectors import VectorsController
-from pgpager.services import stored_queries
-from pgpager.services.resumable import ResumableQueries
+from pgpager.runtime import Runtime
 from pgpager.settings import Settings
-from pgpager.sweeper import HandleListener, Sweeper
 
-log = logging.getLogger(__name__)
+# The runtime's parts a route may ask for by parameter name.
+SERVICES = (
+    "collections",
+    "vectors",
+    "offset_pages",
+    "upstash",
+    "resumable",
+    "stored",
+    "admin",
+)
 
 
-def provide_ctx(state: State) -> AppContext:
-    ctx: AppContext = state.ctx
-    return ctx
+def _provider(name: str) -> Provide:
+    def provide(state: State) -> Any:
+        return getattr(state.runtime, name)
+
+    return Provide(provide, sync_to_thread=False)
 
 
 def create_app(settings: Settings, database_url: str) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            pool = await open_pool(database_url, settings)
-            stack.push_async_callback(pool.close)
-            ctx = AppContext(
-                settings=settings, database_url=database_url, pool=pool, keys=settings.keys()
-            )
-            app.state.ctx = ctx
-            # Tagged so that `pgpager handles show` can tell a cursor host's backend apart.
-            tagged = with_application_name(
-                database_url, server_application_name(settings.instance_id)
-            )
-            hosts = CursorHosts(tagged, settings.cursor_hosts, settings.hnsw_ef_search)
-            ctx.resumable = ResumableQueries(pool, settings, hosts)
-            stack.push_async_callback(ctx.resumable.close_all)
-            listener = HandleListener(tagged, ctx.resumable)
-            listener.start()
-            stack.push_async_callback(listener.stop)
-            ctx.sweeper = Sweeper(pool, settings, ctx.resumable)
-            ctx.sweeper.start()
-            stack.push_async_callback(ctx.sweeper.stop)
-            await stack.enter_async_context(stored_queries.feature(ctx))
+        async with Runtime.open(settings, database_url, serve=True) as runtime:
+            app.state.runtime = runtime
             yield
 
     return Litestar(
@@ -77,7 +65,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             *QUERY_ROUTES,
         ],
         lifespan=[lifespan],
-        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
+        dependencies={name: _provider(name) for name in SERVICES},
         guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
@@ -89,4 +77,3 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         ),
         debug=False,
     )
-

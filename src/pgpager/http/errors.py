@@ -18,10 +18,22 @@ def error_body(code: str, message: str, detail: dict[str, Any] | None = None) ->
     return {"error": {"code": code, "message": message, "detail": detail or {}}}
 
 
-def domain_error(request: Request[Any, Any, Any], exc: PgpagerError) -> Response[Any]:
+def retry_after(exc: PgpagerError) -> dict[str, str] | None:
+    return None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+
+
+def log_domain_error(request: Request[Any, Any, Any], exc: PgpagerError) -> None:
     if exc.status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-    return Response(error_body(exc.code, exc.message, exc.detail), status_code=exc.status)
+
+
+def domain_error(request: Request[Any, Any, Any], exc: PgpagerError) -> Response[Any]:
+    log_domain_error(request, exc)
+    return Response(
+        error_body(exc.code, exc.message, exc.detail),
+        status_code=exc.status,
+        headers=retry_after(exc),
+    )
 
 
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -32,9 +44,7 @@ def validation_error(request: Request[Any, Any, Any], exc: ValidationException) 
             key = p.get("key")
             parts.append(f"{p.get('message')}" + (f" (at {key})" if key else ""))
     message = "; ".join(parts) or exc.detail or "the request body is not valid"
-    return Response(
-        error_body("invalid_request", message, {"problems": problems}), status_code=422
-    )
+    return Response(error_body("invalid_request", message, {"problems": problems}), status_code=422)
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

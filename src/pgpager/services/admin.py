@@ -4,55 +4,25 @@ API can call the same functions. An operator sees every API key's handles and qu
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
-from psycopg_pool import AsyncConnectionPool
-
 from pgpager import migrations
-from pgpager.database import SERVER_APPLICATION_PREFIX, server_application_name
-from pgpager.errors import ConfigurationError, HandleNotFound, QueryNotFound
+from pgpager.errors import ConfigurationError, HandleNotFound
+from pgpager.services.auth import OPERATOR
+from pgpager.services.stored_queries import StoredQueries
+from pgpager.services.sweeper import Sweeper, SweepReport
 from pgpager.settings import Settings
 from pgpager.store import admin as store
 from pgpager.store import collections, sessions, stored
 from pgpager.store.admin import Backend, Instance, ServerInfo
+from pgpager.store.database import SERVER_APPLICATION_PREFIX, Database, server_application_name
 from pgpager.store.sessions import Session
 from pgpager.store.stored import StoredQuery
-from pgpager.sweeper import SweepReport, sweep_once
 
 STOP_REASON = "stopped by an operator (CLI)"
 
 
-async def require_schema(pool: AsyncConnectionPool) -> str:
-    """The schema revision, if it is the one this pgpager was built for; else a clear error."""
-    revision = await store.schema_revision(pool)
-    head = migrations.head()
-    if revision is None:
-        raise ConfigurationError(
-            "the database has no pgpager schema yet: run 'pgpager db upgrade' "
-            "(or start 'pgpager serve', which migrates)"
-        )
-    if revision != head:
-        raise ConfigurationError(
-            f"the database schema is at revision {revision} but this pgpager expects {head}: "
-            "run 'pgpager db upgrade' with the newer of the two pgpager versions"
-        )
-    return revision
-
-
 # --- handles ---------------------------------------------------------------------------------
-async def list_handles(
-    pool: AsyncConnectionPool,
-    *,
-    collection: str | None = None,
-    state: str | None = None,
-    owner: str | None = None,
-    idle_over_s: float | None = None,
-    limit: int = 1000,
-) -> list[Session]:
-    return await sessions.list_sessions(
-        pool, collection=collection, state=state, owner=owner, idle_over_s=idle_over_s, limit=limit
-    )
 
 
 @dataclass(frozen=True)
@@ -61,22 +31,6 @@ class HandleDetail:
     backend: Backend | None
     cursor: str  # open | closed | none | lost | unknown
     cursor_detail: str
-
-
-async def get_handle(pool: AsyncConnectionPool, handle: str) -> Session:
-    session = await sessions.get(pool, handle)
-    if session is None:
-        raise HandleNotFound(f"no resumable query with handle {handle!r}")
-    return session
-
-
-async def handle_detail(pool: AsyncConnectionPool, handle: str) -> HandleDetail:
-    session = await get_handle(pool, handle)
-    backend = None
-    if session.owner_pid is not None:
-        backend = (await store.backends(pool, [session.owner_pid])).get(session.owner_pid)
-    cursor, detail = assess_cursor(session, backend)
-    return HandleDetail(session, backend, cursor, detail)
 
 
 def assess_cursor(session: Session, backend: Backend | None) -> tuple[str, str]:
@@ -116,53 +70,12 @@ def assess_cursor(session: Session, backend: Backend | None) -> tuple[str, str]:
     )
 
 
-async def find_handles(pool: AsyncConnectionPool, handles: list[str]) -> list[Session]:
-    """The sessions of these handles; every one must exist."""
-    found: list[Session] = []
-    missing: list[str] = []
-    for h in handles:
-        s = await sessions.get(pool, h)
-        if s is None:
-            missing.append(h)
-        else:
-            found.append(s)
-    if missing:
-        raise HandleNotFound(
-            f"no resumable query with handle {', '.join(repr(m) for m in missing)}",
-            handles=missing,
-        )
-    return found
-
-
 @dataclass(frozen=True)
 class StopOutcome:
     id: str
     stopped: bool
     state: str
     owner_instance: str | None
-
-
-async def stop_handles(
-    pool: AsyncConnectionPool, handles: list[str], reason: str = STOP_REASON
-) -> list[StopOutcome]:
-    """Mark active handles stopped; their servers hear it (NOTIFY) and close the cursors.
-
-    A handle that is already closed is left as it is and reported with its state."""
-    out: list[StopOutcome] = []
-    for h in handles:
-        closed = await sessions.close(pool, h, "stopped", reason)
-        if closed is not None:
-            out.append(StopOutcome(h, True, "stopped", closed.owner_instance))
-            continue
-        s = await get_handle(pool, h)
-        out.append(StopOutcome(h, False, s.state, s.owner_instance))
-    return out
-
-
-async def sweep(pool: AsyncConnectionPool, settings: Settings, *, dry_run: bool) -> SweepReport:
-    """One sweeper tick from outside a server: no in-memory cursors to drop here; servers drop
-    theirs when they hear of the closed handles."""
-    return await sweep_once(pool, settings, resumable=None, dry_run=dry_run)
 
 
 # --- the installation ----------------------------------------------------------------------
@@ -191,63 +104,138 @@ class Status:
         return sorted(o for o in self.handle_owners if o is not None and o not in connected)
 
 
-async def status(pool: AsyncConnectionPool, *, exact: bool = False) -> Status:
-    server = await store.server_info(pool)
-    revision = await store.schema_revision(pool)
-    head = migrations.head()
-    servers = await store.server_instances(pool, SERVER_APPLICATION_PREFIX)
-    if revision is None:
-        return Status(server, None, head, None, None, "estimate", {}, {}, servers, {})
-    cols = await collections.list_all(pool)
-    rows = await (store.exact_rows(pool, cols) if exact else store.estimated_rows(pool))
-    return Status(
-        server=server,
-        schema_revision=revision,
-        schema_head=head,
-        collections=len(cols),
-        vectors=sum(rows.values()),
-        vectors_counted="exact" if exact else "estimate",
-        handles=await store.session_counts(pool),
-        stored_queries=await stored.state_counts(pool),
-        servers=servers,
-        handle_owners=await store.handle_owners(pool),
-    )
+class Admin:
+    """Operator views and actions; an operator sees every API key's handles and queries."""
 
+    def __init__(
+        self, db: Database, settings: Settings, sweeper: Sweeper, stored: StoredQueries
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.sweeper = sweeper
+        self.stored = stored
 
-# --- stored queries --------------------------------------------------------------------------
-UNFINISHED = ("QUEUED", "RUNNING")
+    async def ping(self) -> None:
+        """Whether PostgreSQL answers (``DatabaseUnavailable`` if not)."""
+        await self.db.ping()
 
+    async def require_schema(self) -> str:
+        """The schema revision, if it is the one this pgpager was built for; else a clear error."""
+        revision = await store.schema_revision(self.db)
+        head = migrations.head()
+        if revision is None:
+            raise ConfigurationError(
+                "the database has no pgpager schema yet: run 'pgpager db upgrade' "
+                "(or start 'pgpager serve', which migrates)"
+            )
+        if revision != head:
+            raise ConfigurationError(
+                f"the database schema is at revision {revision} but this pgpager expects {head}: "
+                "run 'pgpager db upgrade' with the newer of the two pgpager versions"
+            )
+        return revision
 
-async def list_stored_queries(pool: AsyncConnectionPool, *, limit: int = 100) -> list[StoredQuery]:
-    """Every API key's unexpired stored queries, newest first."""
-    return await stored.list_queries(pool, api_key_id=None, everyone=True, limit=limit)
+    async def list_handles(
+        self,
+        *,
+        collection: str | None = None,
+        state: str | None = None,
+        owner: str | None = None,
+        idle_over_s: float | None = None,
+        limit: int = 1000,
+    ) -> list[Session]:
+        return await sessions.list_sessions(
+            self.db,
+            collection=collection,
+            state=state,
+            owner=owner,
+            idle_over_s=idle_over_s,
+            limit=limit,
+        )
 
+    async def get_handle(self, handle: str) -> Session:
+        session = await sessions.get(self.db, handle)
+        if session is None:
+            raise HandleNotFound(f"no resumable query with handle {handle!r}")
+        return session
 
-async def stored_query(pool: AsyncConnectionPool, settings: Settings, query_id: str) -> StoredQuery:
-    """One stored query, expired or not; an unfinished one whose server is gone is marked
-    FAILED first, as the HTTP API does, so the state shown is true."""
-    q = await _stored(pool, query_id)
-    if q.state in UNFINISHED and await stored.fail_orphaned(
-        pool, settings.instance_id, stored.ORPHAN_REASON, query_id
-    ):
-        q = await _stored(pool, query_id)
-    return q
+    async def handle_detail(self, handle: str) -> HandleDetail:
+        session = await self.get_handle(handle)
+        backend = None
+        if session.owner_pid is not None:
+            backend = (await store.backends(self.db, [session.owner_pid])).get(session.owner_pid)
+        cursor, detail = assess_cursor(session, backend)
+        return HandleDetail(session, backend, cursor, detail)
 
+    async def find_handles(self, handles: list[str]) -> list[Session]:
+        """The sessions of these handles; every one must exist."""
+        found: list[Session] = []
+        missing: list[str] = []
+        for h in handles:
+            s = await sessions.get(self.db, h)
+            if s is None:
+                missing.append(h)
+            else:
+                found.append(s)
+        if missing:
+            raise HandleNotFound(
+                f"no resumable query with handle {', '.join(repr(m) for m in missing)}",
+                handles=missing,
+            )
+        return found
 
-async def delete_stored_query(pool: AsyncConnectionPool, query_id: str) -> StoredQuery:
-    """Delete a stored query and its rows. A server still running it finds it gone when it
-    writes its rows, and stops."""
-    q = await _stored(pool, query_id)
-    await stored.delete(pool, query_id, batch=stored.DELETE_BATCH)
-    return q
+    async def stop_handles(
+        self, handles: list[str], reason: str = STOP_REASON
+    ) -> list[StopOutcome]:
+        """Mark active handles stopped; their servers hear it (NOTIFY) and close the cursors.
 
+        A handle that is already closed is left as it is and reported with its state."""
+        out: list[StopOutcome] = []
+        for h in handles:
+            closed = await sessions.close(self.db, h, "stopped", reason)
+            if closed is not None:
+                out.append(StopOutcome(h, True, "stopped", closed.owner_instance))
+                continue
+            s = await self.get_handle(h)
+            out.append(StopOutcome(h, False, s.state, s.owner_instance))
+        return out
 
-async def _stored(pool: AsyncConnectionPool, query_id: str) -> StoredQuery:
-    try:
-        uuid.UUID(query_id)
-    except ValueError:
-        raise QueryNotFound(f"no stored query {query_id!r}", query_id=query_id) from None
-    q = await stored.get(pool, query_id)
-    if q is None:
-        raise QueryNotFound(f"no stored query {query_id}", query_id=query_id)
-    return q
+    async def sweep(self, *, dry_run: bool) -> SweepReport:
+        """One sweep from outside a server: this process holds no cursors; servers close theirs
+        when they hear of the closed handles."""
+        return await self.sweeper.sweep_once(dry_run=dry_run)
+
+    async def status(self, *, exact: bool = False) -> Status:
+        server = await store.server_info(self.db)
+        revision = await store.schema_revision(self.db)
+        head = migrations.head()
+        servers = await store.server_instances(self.db, SERVER_APPLICATION_PREFIX)
+        if revision is None:
+            return Status(server, None, head, None, None, "estimate", {}, {}, servers, {})
+        cols = await collections.list_all(self.db)
+        rows = await (store.exact_rows(self.db, cols) if exact else store.estimated_rows(self.db))
+        return Status(
+            server=server,
+            schema_revision=revision,
+            schema_head=head,
+            collections=len(cols),
+            vectors=sum(rows.values()),
+            vectors_counted="exact" if exact else "estimate",
+            handles=await store.session_counts(self.db),
+            stored_queries=await stored.state_counts(self.db),
+            servers=servers,
+            handle_owners=await store.handle_owners(self.db),
+        )
+
+    async def list_stored_queries(self, *, limit: int = 100) -> list[StoredQuery]:
+        """Every API key's unexpired stored queries, newest first."""
+        return await self.stored.list_queries(OPERATOR, limit=limit)
+
+    async def stored_query(self, query_id: str) -> StoredQuery:
+        """One stored query of any key, expired or not, with its state made true."""
+        return await self.stored.current(OPERATOR, query_id, expired_ok=True)
+
+    async def delete_stored_query(self, query_id: str) -> StoredQuery:
+        """Delete a stored query and its rows. A server still running it finds it gone when it
+        writes its rows, and stops."""
+        return await self.stored.delete(OPERATOR, query_id)

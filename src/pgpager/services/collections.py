@@ -5,74 +5,86 @@ from __future__ import annotations
 import asyncio
 import time
 
-from psycopg_pool import AsyncConnectionPool
-
 from pgpager.errors import CollectionBusy, InvalidRequest
 from pgpager.services import validation
+from pgpager.settings import Settings
+from pgpager.store import admin as admin_store
 from pgpager.store import collections as store
 from pgpager.store import sessions
 from pgpager.store.collections import METRICS, Collection, CollectionInfo
+from pgpager.store.database import Database
 
 
-async def create(
-    pool: AsyncConnectionPool,
-    *,
-    name: str,
-    dimension: int,
-    metric: str = "cosine",
-    hnsw_m: int = 16,
-    hnsw_ef_construction: int = 64,
-    embedding_model: str | None = None,
-    build_index: bool = True,
-) -> Collection:
-    validation.collection_name(name)
-    validation.dimension(dimension)
-    if metric not in METRICS:
-        raise InvalidRequest(
-            f"unknown metric {metric!r}: use one of {', '.join(METRICS)}", field="metric"
+class Collections:
+    """Creating, listing, inspecting and dropping collections."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def create(
+        self,
+        *,
+        name: str,
+        dimension: int,
+        metric: str = "cosine",
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 64,
+        embedding_model: str | None = None,
+        build_index: bool = True,
+    ) -> Collection:
+        validation.collection_name(name)
+        validation.dimension(dimension)
+        if metric not in METRICS:
+            raise InvalidRequest(
+                f"unknown metric {metric!r}: use one of {', '.join(METRICS)}", field="metric"
+            )
+        if not 2 <= hnsw_m <= 100:
+            raise InvalidRequest("hnsw m must be between 2 and 100", field="m")
+        if not 4 <= hnsw_ef_construction <= 1000 or hnsw_ef_construction < 2 * hnsw_m:
+            raise InvalidRequest(
+                "hnsw ef_construction must be between 4 and 1000 and at least 2 * m",
+                field="ef_construction",
+            )
+        return await store.create(
+            self.db,
+            name=name,
+            dimension=dimension,
+            metric=metric,
+            hnsw_m=hnsw_m,
+            hnsw_ef_construction=hnsw_ef_construction,
+            embedding_model=embedding_model,
+            build_index=build_index,
         )
-    if not 2 <= hnsw_m <= 100:
-        raise InvalidRequest("hnsw m must be between 2 and 100", field="m")
-    if not 4 <= hnsw_ef_construction <= 1000 or hnsw_ef_construction < 2 * hnsw_m:
-        raise InvalidRequest(
-            "hnsw ef_construction must be between 4 and 1000 and at least 2 * m",
-            field="ef_construction",
-        )
-    return await store.create(
-        pool,
-        name=name,
-        dimension=dimension,
-        metric=metric,
-        hnsw_m=hnsw_m,
-        hnsw_ef_construction=hnsw_ef_construction,
-        embedding_model=embedding_model,
-        build_index=build_index,
-    )
 
+    async def list_all(self) -> list[Collection]:
+        return await store.list_all(self.db)
 
-async def list_all(pool: AsyncConnectionPool) -> list[Collection]:
-    return await store.list_all(pool)
+    async def get(self, name: str) -> Collection:
+        return await store.find(self.db, name)
 
+    async def estimated_counts(self) -> dict[str, int]:
+        """Vectors per collection, estimated from the table statistics (cheap)."""
+        return await admin_store.estimated_rows(self.db)
 
-async def info(pool: AsyncConnectionPool, name: str) -> CollectionInfo:
-    return await store.info(pool, name)
+    async def info(self, name: str) -> CollectionInfo:
+        return await store.info(self.db, name)
 
-
-async def drop(pool: AsyncConnectionPool, name: str, *, wait_s: float = 10.0) -> None:
-    """Drop a collection. Cursor hosts of running servers hold a lock on tables they have read
-    until their transaction ends, so on a lock timeout every server is asked (NOTIFY) to recycle
-    its hosts, and the drop is retried until ``wait_s`` has passed. Open handles of the
-    collection go with it."""
-    deadline = time.monotonic() + wait_s
-    asked = False
-    while True:
-        try:
-            await store.drop(pool, name)
-            return
-        except CollectionBusy:
-            if time.monotonic() >= deadline:
-                raise
-            if not asked:
-                await sessions.request_recycle(pool)
-                asked = True
-            await asyncio.sleep(0.2)
+    async def drop(self, name: str) -> None:
+        """Drop a collection. Cursor hosts of running servers hold a lock on tables they have read
+        until their transaction ends, so on a lock timeout every server is asked (NOTIFY) to recycle
+        its hosts, and the drop is retried for ``drop_wait_s`` seconds. Open handles of the
+        collection go with it."""
+        deadline = time.monotonic() + self.settings.drop_wait_s
+        asked = False
+        while True:
+            try:
+                await store.drop(self.db, name)
+                return
+            except CollectionBusy:
+                if time.monotonic() >= deadline:
+                    raise
+                if not asked:
+                    await sessions.request_recycle(self.db)
+                    asked = True
+                await asyncio.sleep(0.2)

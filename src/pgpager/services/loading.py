@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg
-from psycopg import errors as pgerrors
 from psycopg.types.json import Jsonb
 
-from pgpager.errors import InvalidRequest
+from pgpager.errors import DuplicateId, InvalidRequest
 from pgpager.services import validation
+from pgpager.settings import Settings
 from pgpager.store import collections, vectors
+from pgpager.store.database import Database
 
 Row = tuple[str, str, Any, Any, str | None]
 
@@ -63,49 +63,47 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not allowed")
 
 
-async def load_file(
-    conn: psycopg.AsyncConnection[Any],
-    collection: str,
-    path: Path,
-    *,
-    namespace: str = "",
-    max_id_length: int = 512,
-    defer_index: bool = False,
-    progress: Callable[[int], None] = lambda n: None,
-    chunk: int = 5000,
-) -> int:
-    """Load every row in one transaction: all rows or none. Returns the number loaded.
+class Loader:
+    """``pgpager load``: a whole file into a collection, in one transaction."""
 
-    With ``defer_index`` the HNSW index is dropped first and built once at the end, which is
-    several times faster than maintaining it row by row.
-    """
-    if path.suffix not in (".npy", ".jsonl"):
-        raise InvalidRequest(f"{path.name}: use a .npy or .jsonl file")
-    c = await collections.get(conn, collection)
-    ns = validation.namespace(namespace)
-    if path.suffix == ".npy":
-        rows: Iterator[Row] = _npy_rows(path, c.dimension, ns)
-    else:
-        rows = _jsonl_rows(path, c.dimension, ns, max_id_length)
-    total = 0
-    try:
-        async with conn.transaction():
-            if defer_index:
-                await collections.drop_hnsw_index(conn, c)
-            while True:
-                batch = [r for _, r in zip(range(chunk), rows, strict=False)]
-                if not batch:
-                    break
-                total += await vectors.copy_in(conn, c, batch)
-                progress(len(batch))
-            if defer_index:
-                await conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
-                await collections.build_hnsw_index(conn, c)
-    except pgerrors.UniqueViolation as exc:
-        detail = exc.diag.message_detail or ""
-        raise InvalidRequest(
-            f"{path.name}: an id already exists in the collection ({detail}); load does not "
-            "overwrite: delete those vectors first or upsert them through the API"
-        ) from exc
-    return total
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
 
+    async def load(
+        self,
+        collection: str,
+        path: Path,
+        *,
+        namespace: str = "",
+        defer_index: bool = False,
+        progress: Callable[[int], None] = lambda n: None,
+        chunk: int = 5000,
+    ) -> int:
+        """Load every row: all rows or none. Returns the number loaded.
+
+        With ``defer_index`` the HNSW index is dropped first and built once at the end, which
+        is several times faster than maintaining it row by row.
+        """
+        if path.suffix not in (".npy", ".jsonl"):
+            raise InvalidRequest(f"{path.name}: use a .npy or .jsonl file")
+        c = await collections.find(self.db, collection)
+        ns = validation.namespace(namespace)
+        if path.suffix == ".npy":
+            rows: Iterator[Row] = _npy_rows(path, c.dimension, ns)
+        else:
+            rows = _jsonl_rows(path, c.dimension, ns, self.settings.max_id_length)
+
+        def batches() -> Iterator[list[Row]]:
+            while batch := [r for _, r in zip(range(chunk), rows, strict=False)]:
+                yield batch
+
+        try:
+            return await vectors.load(
+                self.db, c, batches(), defer_index=defer_index, progress=progress
+            )
+        except DuplicateId as exc:
+            raise InvalidRequest(
+                f"{path.name}: an id already exists in the collection ({exc.message}); load "
+                "does not overwrite: delete those vectors first or upsert them through the API"
+            ) from exc

@@ -18,13 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
 from pgpager.errors import InvalidRequest, TooDeep
-from pgpager.filters import compile_filter
 from pgpager.services import validation
 from pgpager.settings import Settings
 from pgpager.store import collections, pages
+from pgpager.store.database import Database
+from pgpager.store.filters import compile_filter
 from pgpager.store.search import Hit, Include
 from pgpager.store.vectors import VectorOut
 
@@ -65,94 +64,98 @@ def check_window(
         )
 
 
-async def search(
-    pool: AsyncConnectionPool,
-    settings: Settings,
-    collection: str,
-    *,
-    vector: Any,
-    limit: int = 10,
-    offset: int = 0,
-    namespace: str | None = None,
-    filter: str | None = None,
-    include: Include = NOTHING,
-) -> list[Hit]:
-    """Results ``offset`` .. ``offset + limit`` of the nearest-first order."""
-    check_window(settings, collection, limit, offset, listing=False)
-    ns = validation.namespace(namespace)
-    where = compile_filter(filter)
-    async with pages.snapshot(pool) as conn:
-        c = await collections.get(conn, collection)
-        q = validation.vector(vector, c.dimension, "vector")
-        cutoff = settings.flat_search_cutoff
-        if await pages.count_matching(conn, c, ns, where, bound=cutoff + 1) <= cutoff:
-            return await pages.nearest_page(
-                conn, c, q, ns, where, include, limit=limit, offset=offset, exact=True
-            )
-        await pages.use_hnsw(
-            conn,
-            ef_search=settings.hnsw_ef_search,
-            max_scan_tuples=max(MIN_SCAN_TUPLES, 4 * settings.query_maximum_results),
-            scan_mem_multiplier=SCAN_MEM_MULTIPLIER,
-        )
-        page = await pages.nearest_page(
-            conn, c, q, ns, where, include, limit=limit, offset=offset, exact=False
-        )
-        if len(page) == limit:
-            return page
-        # The stream ended before offset + limit: fetch its ids, then take the rest of the
-        # page from the exact order of the rows it did not deliver.
-        streamed = [
-            h.id
-            for h in await pages.nearest_page(
-                conn, c, q, ns, where, NOTHING, limit=offset + limit, offset=0, exact=False
-            )
-        ]
-        await pages.use_sort(conn)
-        tail = await pages.nearest_page(
-            conn,
-            c,
-            q,
-            ns,
-            where,
-            include,
-            limit=limit - len(page),
-            offset=max(0, offset - len(streamed)),
-            exact=True,
-            exclude=streamed,
-        )
-        return page + tail
+class OffsetPages:
+    """Vector search and listing by limit + offset, and keyset listing."""
 
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
 
-async def list_objects(
-    pool: AsyncConnectionPool,
-    settings: Settings,
-    collection: str,
-    *,
-    limit: int = 10,
-    offset: int = 0,
-    after: str | None = None,
-    namespace: str | None = None,
-    filter: str | None = None,
-    include: Include = METADATA_AND_DATA,
-) -> ObjectPage:
-    """Rows ordered by id: ``offset`` rows skipped (capped), or all rows after the id
-    ``after`` (keyset, any depth)."""
-    check_window(settings, collection, limit, offset, listing=True)
-    if after == "":
-        after = None
-    if after is not None:
-        if offset:
-            raise InvalidRequest("give either offset or after, not both", field="after")
-        validation.vector_id(after, "after", settings.max_id_length)
-    ns = validation.namespace(namespace)
-    where = compile_filter(filter)
-    async with pages.snapshot(pool) as conn:
-        c = await collections.get(conn, collection)
-        # One row more than asked tells whether a next page exists.
-        rows = await pages.list_page(
-            conn, c, ns, where, include, after=after, limit=limit + 1, offset=offset
-        )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ObjectPage(objects=rows, next=rows[-1].id if more else None)
+    async def search(
+        self,
+        collection: str,
+        *,
+        vector: Any,
+        limit: int = 10,
+        offset: int = 0,
+        namespace: str | None = None,
+        filter: str | None = None,
+        include: Include = NOTHING,
+    ) -> list[Hit]:
+        """Results ``offset`` .. ``offset + limit`` of the nearest-first order."""
+        check_window(self.settings, collection, limit, offset, listing=False)
+        ns = validation.namespace(namespace)
+        where = compile_filter(filter)
+        async with pages.snapshot(self.db) as conn:
+            c = await collections.get(conn, collection)
+            q = validation.vector(vector, c.dimension, "vector")
+            cutoff = self.settings.flat_search_cutoff
+            if await pages.count_matching(conn, c, ns, where, bound=cutoff + 1) <= cutoff:
+                return await pages.nearest_page(
+                    conn, c, q, ns, where, include, limit=limit, offset=offset, exact=True
+                )
+            await pages.use_hnsw(
+                conn,
+                ef_search=self.settings.hnsw_ef_search,
+                max_scan_tuples=max(MIN_SCAN_TUPLES, 4 * self.settings.query_maximum_results),
+                scan_mem_multiplier=SCAN_MEM_MULTIPLIER,
+            )
+            page = await pages.nearest_page(
+                conn, c, q, ns, where, include, limit=limit, offset=offset, exact=False
+            )
+            if len(page) == limit:
+                return page
+            # The stream ended before offset + limit: fetch its ids, then take the rest of the
+            # page from the exact order of the rows it did not deliver.
+            streamed = [
+                h.id
+                for h in await pages.nearest_page(
+                    conn, c, q, ns, where, NOTHING, limit=offset + limit, offset=0, exact=False
+                )
+            ]
+            await pages.use_sort(conn)
+            tail = await pages.nearest_page(
+                conn,
+                c,
+                q,
+                ns,
+                where,
+                include,
+                limit=limit - len(page),
+                offset=max(0, offset - len(streamed)),
+                exact=True,
+                exclude=streamed,
+            )
+            return page + tail
+
+    async def list_objects(
+        self,
+        collection: str,
+        *,
+        limit: int = 10,
+        offset: int = 0,
+        after: str | None = None,
+        namespace: str | None = None,
+        filter: str | None = None,
+        include: Include = METADATA_AND_DATA,
+    ) -> ObjectPage:
+        """Rows ordered by id: ``offset`` rows skipped (capped), or all rows after the id
+        ``after`` (keyset, any depth)."""
+        check_window(self.settings, collection, limit, offset, listing=True)
+        if after == "":
+            after = None
+        if after is not None:
+            if offset:
+                raise InvalidRequest("give either offset or after, not both", field="after")
+            validation.vector_id(after, "after", self.settings.max_id_length)
+        ns = validation.namespace(namespace)
+        where = compile_filter(filter)
+        async with pages.snapshot(self.db) as conn:
+            c = await collections.get(conn, collection)
+            # One row more than asked tells whether a next page exists.
+            rows = await pages.list_page(
+                conn, c, ns, where, include, after=after, limit=limit + 1, offset=offset
+            )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return ObjectPage(objects=rows, next=rows[-1].id if more else None)

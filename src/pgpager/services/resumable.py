@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from psycopg_pool import AsyncConnectionPool
 
 from pgpager import metrics
 from pgpager.cursors import CursorHost, CursorHosts, CursorLost
 from pgpager.errors import HandleClosed, HandleNotFound, InvalidRequest, TooManyHandles
-from pgpager.filters import compile_filter
 from pgpager.services import validation
 from pgpager.settings import Settings
 from pgpager.store import collections, sessions
 from pgpager.store.collections import Collection
+from pgpager.store.database import Database
+from pgpager.store.filters import compile_filter
 from pgpager.store.search import Hit, Include, count_matching, estimated_rows, hit, nearest
 from pgpager.store.sessions import Session
 
@@ -80,8 +80,11 @@ def check_k(value: int, what: str) -> int:
 class ResumableQueries:
     """The resumable-query service of one server process."""
 
-    def __init__(self, pool: AsyncConnectionPool, settings: Settings, hosts: CursorHosts) -> None:
-        self.pool = pool
+    def __init__(
+        self, db: Database, settings: Settings, hosts: CursorHosts, listen_url: str
+    ) -> None:
+        self.db = db
+        self.listen_url = listen_url
         self.settings = settings
         self.hosts = hosts
         self.live: dict[str, LiveCursor] = {}
@@ -104,11 +107,10 @@ class ResumableQueries:
         ns = validation.namespace(namespace)
         idle = self._max_idle(max_idle)
         where = compile_filter(filter)  # a bad filter fails before anything is written
-        async with self.pool.connection() as conn:
-            c = await collections.get(conn, collection)
+        c = await collections.find(self.db, collection)
         q = validation.vector(vector, c.dimension, "vector")
 
-        active = await sessions.count_active(self.pool)
+        active = await sessions.count_active(self.db)
         cap = self.settings.max_active_handles
         if active >= cap:
             raise TooManyHandles(
@@ -129,7 +131,7 @@ class ResumableQueries:
             },
         }
         session = await sessions.insert(
-            self.pool,
+            self.db,
             id=handle,
             collection=c.name,
             namespace=ns,
@@ -189,6 +191,23 @@ class ResumableQueries:
         metrics.handles_active.set(len(self.live))
         return dropped
 
+    async def drop_closed_elsewhere(self) -> int:
+        """Close the cursors of handles closed elsewhere (CLI, another instance) or taken over by
+        another instance since: the sweeper's backstop for a missed notification."""
+        gone = await sessions.closed_among(self.db, list(self.live), self.settings.instance_id)
+        return await self.drop_local(gone)
+
+    async def follow_notifications(self) -> None:
+        """Act on what other processes say about handles (NOTIFY): close this instance's cursor
+        of a handle closed elsewhere at once, and recycle the hosts when a drop asks for it.
+        Runs until cancelled; the runtime restarts it if its connection is lost."""
+        async for payload in sessions.notifications(self.listen_url):
+            if payload == sessions.RECYCLE:
+                await self.recycle_hosts()
+            elif payload in self.live:
+                await self.drop_local([payload])
+                log.info("handle %s was closed elsewhere; closed its cursor", payload[:8])
+
     async def recycle_hosts(self) -> None:
         """Release every table lock the cursor hosts hold (asked for by a collection drop)."""
         count = len(self.live)
@@ -230,7 +249,7 @@ class ResumableQueries:
         return max_idle
 
     async def _session(self, handle: str, api_key_id: str | None) -> Session:
-        session = await sessions.get(self.pool, handle)
+        session = await sessions.get(self.db, handle)
         # A handle belongs to the key that opened it; to any other key it does not exist.
         if session is None or (session.api_key_id is not None and session.api_key_id != api_key_id):
             raise HandleNotFound(f"no resumable query with handle {handle!r}")
@@ -246,7 +265,7 @@ class ResumableQueries:
             )
 
     async def _close(self, handle: str, state: str, reason: str) -> None:
-        closed = await sessions.close(self.pool, handle, state, reason)
+        closed = await sessions.close(self.db, handle, state, reason)
         await self.drop_local([handle])
         if closed is not None:
             metrics.handle_events.labels(state).inc()
@@ -260,9 +279,9 @@ class ResumableQueries:
         restrictive after all (a small default namespace beside big ones), the index phase
         ends early and the exact phase delivers the rest: slower once, never incomplete."""
         cutoff = self.settings.flat_search_cutoff
-        if not filtered and namespace == "" and await estimated_rows(self.pool, c) > cutoff:
+        if not filtered and namespace == "" and await estimated_rows(self.db, c) > cutoff:
             return False
-        n = await count_matching(self.pool, c, namespace, where, cutoff + 1)
+        n = await count_matching(self.db, c, namespace, where, cutoff + 1)
         return n <= cutoff
 
     def _params(self, session: Session) -> tuple[dict[str, Any], Include, Any]:
@@ -303,7 +322,7 @@ class ResumableQueries:
         )
         self.live[session.id] = live
         await sessions.set_owner(
-            self.pool,
+            self.db,
             session.id,
             phase=phase,
             owner_instance=self.settings.instance_id,
@@ -334,8 +353,7 @@ class ResumableQueries:
         if reason is not None:
             await self._close(handle, "expired", reason)
             raise HandleClosed(f"this handle expired: {reason}", state="expired", reason=reason)
-        async with self.pool.connection() as conn:
-            c = await collections.get(conn, session.collection)
+        c = await collections.find(self.db, session.collection)
         return await self._declare(
             session, session.phase, c, rehydrate=session.position > 0, position=session.position
         )
@@ -369,7 +387,7 @@ class ResumableQueries:
             exhausted = ended
             if batch:
                 active, fresh = await sessions.record_delivery(
-                    self.pool, handle, [h.id for h in batch]
+                    self.db, handle, [h.id for h in batch]
                 )
                 if not active:
                     await self._closed_meanwhile(live)
@@ -377,7 +395,7 @@ class ResumableQueries:
                 live.position += len(fresh)
                 if len(fresh) < len(batch):
                     # Someone else delivered some of these (another instance had the handle).
-                    live.position = await sessions.count_delivered(self.pool, handle)
+                    live.position = await sessions.count_delivered(self.db, handle)
         if exhausted:
             await self._close(handle, "exhausted", "every matching row was delivered")
         # A batch that spans the switch to the exact phase holds rows the index missed, closer

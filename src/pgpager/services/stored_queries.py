@@ -15,15 +15,11 @@ import binascii
 import hashlib
 import hmac
 import logging
-import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-
-from psycopg_pool import AsyncConnectionPool
+from typing import Any
 
 from pgpager import metrics
 from pgpager.errors import (
@@ -38,14 +34,14 @@ from pgpager.errors import (
     QueryTimeout,
     SqlUnavailable,
 )
-from pgpager.filters import compile_filter
 from pgpager.services import validation
+from pgpager.services.auth import Principal
 from pgpager.settings import Settings
 from pgpager.store import collections, stored
+from pgpager.store.database import Database
+from pgpager.store.filters import compile_filter
 from pgpager.store.search import Include
-
-if TYPE_CHECKING:
-    from pgpager.context import AppContext
+from pgpager.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +52,6 @@ MAX_DOCS = 100_000
 MAX_OFFSET = 1_000_000_000
 MAX_SQL_LENGTH = 1_000_000
 MAX_PARAMETERS = 1000
-SHUTDOWN_TIMEOUT_S = 10.0
-LIVENESS_CHECK_S = 5.0
 MIN_SCAN_TUPLES = 20_000
 """hnsw.max_scan_tuples of a stored vector search: at least this, or 4 x its limit."""
 
@@ -65,15 +59,6 @@ SHUTDOWN_REASON = "server stopped while the query ran"
 DELETED_REASON = "deleted while it ran"
 
 UNFINISHED = ("QUEUED", "RUNNING")
-
-
-class Caller(Protocol):
-    """Who asks: an API key id (None when auth is off) and its scopes."""
-
-    @property
-    def key_id(self) -> str | None: ...
-
-    def allows(self, scope: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -163,12 +148,12 @@ class StoredQueries:
         self,
         settings: Settings,
         database_url: str,
-        pool: AsyncConnectionPool,
+        db: Database,
         secret: stored.Secret,
     ) -> None:
         self.settings = settings
         self.database_url = database_url
-        self.pool = pool
+        self.db = db
         self.secret = secret
         self.cursors = Cursors(secret.cursor_key)
         self.tasks: dict[str, asyncio.Task[PgpagerError | None]] = {}
@@ -195,26 +180,15 @@ class StoredQueries:
             return
         self._reasons[query_id] = reason
         task.cancel()
-        await asyncio.wait([task], timeout=SHUTDOWN_TIMEOUT_S)
+        await asyncio.wait([task], timeout=self.settings.stop_timeout_s)
 
-    async def close(self, grace_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+    async def close(self) -> None:
         """Cancel the running queries, wait for them, and fail whatever is left."""
-        tasks = list(self.tasks.values())
         for query_id in self.tasks:
             self._reasons[query_id] = SHUTDOWN_REASON
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=grace_s)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    log.error(
-                        "stored query task %s failed", task.get_name(), exc_info=task.exception()
-                    )
-            if pending:
-                log.warning("%d stored queries did not stop within %.0f s", len(pending), grace_s)
+        await cancel_and_wait(list(self.tasks.values()), self.settings.stop_timeout_s)
         try:
-            await stored.fail_instance(self.pool, self.instance_id, SHUTDOWN_REASON)
+            await stored.fail_instance(self.db, self.instance_id, SHUTDOWN_REASON)
         except Exception:
             log.exception("could not mark this instance's stored queries FAILED")
 
@@ -226,7 +200,7 @@ class StoredQueries:
         started: float | None = None
         try:
             async with self._slots:
-                if not await stored.mark_running(self.pool, query_id):
+                if not await stored.mark_running(self.db, query_id):
                     return QueryNotFound(f"stored query {query_id} was deleted before it ran")
                 started = time.monotonic()
                 async with asyncio.timeout(timeout_ms / 1000):
@@ -300,14 +274,14 @@ class StoredQueries:
                 raise
         # The managed password may never have been set on this cluster (the role existed
         # before), or another pgpager database on it set its own: set ours and try again.
-        await stored.set_reader_password(self.pool, password)
+        await stored.set_reader_password(self.db, password)
         return await stored.connect_reader(self.database_url, password, timeout_ms=timeout_ms)
 
     async def _fail(self, query_id: str, reason: str, started: float | None) -> None:
         elapsed = None if started is None else int((time.monotonic() - started) * 1000)
         try:
             await stored.mark_failed(
-                self.pool,
+                self.db,
                 query_id,
                 reason,
                 ttl_s=self.settings.stored_query_ttl_s,
@@ -317,295 +291,205 @@ class StoredQueries:
             log.exception("could not mark stored query %s FAILED", query_id)
         metrics.stored_queries.labels("FAILED").inc()
 
-
-class Liveness:
-    """Holds this instance's liveness lock on a connection of its own, and takes it again if
-    that connection drops (a database restart), so that other instances do not take this one
-    for dead and fail its queries. Checks every ``interval_s`` seconds."""
-
-    def __init__(self, database_url: str, instance_id: str, interval_s: float) -> None:
-        self.database_url = database_url
-        self.instance_id = instance_id
-        self.interval_s = interval_s
-        self._conn: stored.Conn | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._conn = await stored.lock_instance(self.database_url, self.instance_id)
-        self._task = asyncio.create_task(self._watch(), name="pgpager-stored-liveness")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._conn is not None:
-            await self._conn.close()
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            if self._conn is not None:
-                try:
-                    await self._conn.execute("SELECT 1")
-                    continue
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.warning("stored queries: liveness connection lost, taking the lock again")
-            await self._relock()
-
-    async def _relock(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-        try:
-            self._conn = await stored.lock_instance(self.database_url, self.instance_id)
-        except Exception:
-            log.exception("stored queries: cannot take the liveness lock; trying again later")
-
-
-def runner(ctx: AppContext) -> StoredQueries:
-    assert ctx.stored is not None, "the server's lifespan starts the stored-query runner"
-    return ctx.stored
-
-
-@asynccontextmanager
-async def feature(ctx: AppContext) -> AsyncIterator[StoredQueries]:
-    """The server's stored-query part: instance liveness, the runner, orphan clean-up."""
-    instance_id = ctx.settings.instance_id
-    liveness = Liveness(ctx.database_url, instance_id, LIVENESS_CHECK_S)
-    await liveness.start()
-    try:
-        fresh = stored.Secret(secrets.token_bytes(32), secrets.token_hex(24))
-        runs = StoredQueries(
-            ctx.settings, ctx.database_url, ctx.pool, await stored.load_secret(ctx.pool, fresh)
-        )
-        ctx.stored = runs
-        failed = await fail_orphaned_queries(ctx.pool, instance_id)
-        if failed:
-            log.warning("%d stored queries of stopped servers marked FAILED", failed)
-        try:
-            yield runs
-        finally:
-            await runs.close()
-    finally:
-        await liveness.stop()
-
-
-# --- what the HTTP API calls ------------------------------------------------------------------
-async def run(
-    runs: StoredQueries,
-    caller: Caller,
-    spec: SqlQuery | VectorSearch,
-    *,
-    max_initial_results: int = DEFAULT_DOCS,
-    run_async: bool = False,
-    timeout_ms: int | None = None,
-) -> Started:
-    """Start a stored query. Sync: wait for it and return its first rows. Async: return at
-    once (state QUEUED or RUNNING)."""
-    settings = runs.settings
-    if not 0 <= max_initial_results <= MAX_INITIAL_RESULTS:
-        raise InvalidRequest(
-            f"max_initial_results must be between 0 and {MAX_INITIAL_RESULTS}",
-            field="max_initial_results",
-        )
-    cap = settings.async_query_timeout_ms if run_async else settings.sql_statement_timeout_ms
-    if timeout_ms is None:
-        timeout_ms = cap
-    if not 1 <= timeout_ms <= cap:
-        setting = "ASYNC_QUERY_TIMEOUT_MS" if run_async else "SQL_STATEMENT_TIMEOUT_MS"
-        more = "" if run_async else "; run it with async: true for longer"
-        raise InvalidRequest(
-            f"timeout_ms must be between 1 and {cap} (PGPAGER_{setting}){more}",
-            field="timeout_ms",
-            limit=cap,
-        )
-    job, request = await _job(runs, caller, spec)
-    query_id = str(uuid.uuid4())
-    # Not expiring while it may still run; the TTL counts from the end of the run.
-    keep_s = settings.stored_query_ttl_s + timeout_ms / 1000 + SHUTDOWN_TIMEOUT_S
-    await stored.insert(
-        runs.pool,
-        query_id=query_id,
-        kind="sql" if isinstance(spec, SqlQuery) else "vector_search",
-        request=request,
-        api_key_id=caller.key_id,
-        owner_instance=runs.instance_id,
-        keep_s=keep_s,
-    )
-    task = runs.submit(query_id, job, timeout_ms)
-    if run_async:
-        return Started(await _get(runs, query_id), stored.Page(b"[]", 0), None)
-    # Shielded: a client that hangs up does not cancel the run; its result stays stored.
-    error = await asyncio.shield(task)
-    if error is not None:
-        raise error
-    q = await _get(runs, query_id)
-    page = await stored.read_page(runs.pool, query_id, 0, max_initial_results)
-    total = q.results_total_doc_count or 0
-    nxt = runs.cursors.encode(query_id, page.count) if page.count < total else None
-    return Started(q, page, nxt)
-
-
-async def page(
-    runs: StoredQueries,
-    caller: Caller,
-    query_id: str,
-    *,
-    cursor: str | None = None,
-    docs: int = DEFAULT_DOCS,
-    offset: int = 0,
-) -> PageOut:
-    """``docs`` rows from the cursor's position (the first row without one) plus ``offset``."""
-    if not 1 <= docs <= MAX_DOCS:
-        raise InvalidRequest(f"docs must be between 1 and {MAX_DOCS}", field="docs")
-    if not 0 <= offset <= MAX_OFFSET:
-        raise InvalidRequest(f"offset must be between 0 and {MAX_OFFSET}", field="offset")
-    q = await _owned(runs, caller, query_id)
-    if q.state in UNFINISHED:
-        raise QueryNotReady(
-            f"stored query {query_id} is {q.state}: poll GET /v1/queries/{query_id} until it "
-            "is COMPLETED",
-            query_id=query_id,
-            state=q.state,
-        )
-    if q.state == "FAILED":
-        raise QueryFailed(
-            f"stored query {query_id} failed, it has no results: {q.error}",
-            query_id=query_id,
-            state=q.state,
-        )
-    start = (runs.cursors.decode(query_id, cursor) if cursor else 0) + offset
-    rows = await stored.read_page(runs.pool, query_id, start, start + docs)
-    total = q.results_total_doc_count or 0
-    nxt = start + rows.count
-    return PageOut(
-        page=rows,
-        total=total,
-        next_cursor_offset=nxt,
-        next_cursor=runs.cursors.encode(query_id, nxt) if nxt < total else None,
-    )
-
-
-async def status(runs: StoredQueries, caller: Caller, query_id: str) -> stored.StoredQuery:
-    return await _owned(runs, caller, query_id)
-
-
-async def list_queries(
-    runs: StoredQueries, caller: Caller, *, limit: int = 100
-) -> list[stored.StoredQuery]:
-    """The caller's unexpired queries, newest first (everyone's when auth is off)."""
-    if not 1 <= limit <= 1000:
-        raise InvalidRequest("limit must be between 1 and 1000", field="limit")
-    return await stored.list_queries(
-        runs.pool, api_key_id=caller.key_id, everyone=caller.key_id is None, limit=limit
-    )
-
-
-async def delete(runs: StoredQueries, caller: Caller, query_id: str) -> stored.StoredQuery:
-    """Stop the query if it runs here, and delete it with its rows (expired ones too)."""
-    q = await _get_visible(runs, caller, query_id)
-    await runs.cancel(query_id, DELETED_REASON)
-    await stored.delete(runs.pool, query_id, batch=stored.DELETE_BATCH)
-    return q
-
-
-async def expire_stored_queries(pool: AsyncConnectionPool, limit: int) -> int:
-    """The sweeper's entry point (see ``store.stored.expire_stored_queries``)."""
-    return await stored.expire_stored_queries(pool, limit)
-
-
-async def fail_orphaned_queries(pool: AsyncConnectionPool, instance_id: str) -> int:
-    """The sweeper's entry point (see ``store.stored.fail_orphaned_queries``)."""
-    return await stored.fail_orphaned_queries(pool, instance_id)
-
-
-# --- helpers ----------------------------------------------------------------------------------
-async def _job(
-    runs: StoredQueries, caller: Caller, spec: SqlQuery | VectorSearch
-) -> tuple[_SqlJob | _SearchJob, dict[str, Any]]:
-    if isinstance(spec, SqlQuery):
-        if not caller.allows("sql"):
-            raise Forbidden("running SQL needs an API key with the 'sql' scope", scope="sql")
-        if not spec.query.strip():
-            raise InvalidRequest("sql.query must not be empty", field="sql.query")
-        if len(spec.query) > MAX_SQL_LENGTH or "\x00" in spec.query:
+    async def run(
+        self,
+        caller: Principal,
+        spec: SqlQuery | VectorSearch,
+        *,
+        max_initial_results: int = DEFAULT_DOCS,
+        run_async: bool = False,
+        timeout_ms: int | None = None,
+    ) -> Started:
+        """Start a stored query. Sync: wait for it and return its first rows. Async: return at
+        once (state QUEUED or RUNNING)."""
+        settings = self.settings
+        if not 0 <= max_initial_results <= MAX_INITIAL_RESULTS:
             raise InvalidRequest(
-                f"sql.query must be at most {MAX_SQL_LENGTH} characters, without NUL",
-                field="sql.query",
+                f"max_initial_results must be between 0 and {MAX_INITIAL_RESULTS}",
+                field="max_initial_results",
             )
-        if len(spec.parameters) > MAX_PARAMETERS:
+        cap = settings.async_query_timeout_ms if run_async else settings.sql_statement_timeout_ms
+        if timeout_ms is None:
+            timeout_ms = cap
+        if not 1 <= timeout_ms <= cap:
+            setting = "ASYNC_QUERY_TIMEOUT_MS" if run_async else "SQL_STATEMENT_TIMEOUT_MS"
+            more = "" if run_async else "; run it with async: true for longer"
             raise InvalidRequest(
-                f"sql.parameters has {len(spec.parameters)} items; the limit is {MAX_PARAMETERS}",
-                field="sql.parameters",
+                f"timeout_ms must be between 1 and {cap} (PGPAGER_{setting}){more}",
+                field="timeout_ms",
+                limit=cap,
             )
-        request: dict[str, Any] = {"sql": {"query": spec.query, "parameters": spec.parameters}}
-        return _SqlJob(spec.query, list(spec.parameters)), request
-    if not caller.allows("read"):
-        raise Forbidden("a vector search needs an API key with the 'read' scope", scope="read")
-    limit_cap = runs.settings.stored_query_max_rows
-    if not 1 <= spec.limit <= limit_cap:
-        raise InvalidRequest(
-            f"vector_search.limit must be between 1 and {limit_cap} "
-            "(PGPAGER_STORED_QUERY_MAX_ROWS)",
-            field="vector_search.limit",
+        job, request = await self._job(caller, spec)
+        query_id = str(uuid.uuid4())
+        # Not expiring while it may still run; the TTL counts from the end of the run.
+        keep_s = settings.stored_query_ttl_s + timeout_ms / 1000 + settings.stop_timeout_s
+        await stored.insert(
+            self.db,
+            query_id=query_id,
+            kind="sql" if isinstance(spec, SqlQuery) else "vector_search",
+            request=request,
+            api_key_id=caller.key_id,
+            owner_instance=self.instance_id,
+            keep_s=keep_s,
         )
-    namespace = validation.namespace(spec.namespace)
-    where = compile_filter(spec.filter)
-    async with runs.pool.connection() as conn:
-        c = await collections.get(conn, spec.collection)
-    vector = validation.vector(spec.vector, c.dimension, "vector_search.vector")
-    include = Include(
-        vectors=spec.include_vectors, metadata=spec.include_metadata, data=spec.include_data
-    )
-    request = {
-        "vector_search": {
-            "collection": spec.collection,
-            "vector": [float(x) for x in spec.vector],
-            "filter": spec.filter,
-            "namespace": namespace,
-            "limit": spec.limit,
-            "include_vectors": spec.include_vectors,
-            "include_metadata": spec.include_metadata,
-            "include_data": spec.include_data,
+        task = self.submit(query_id, job, timeout_ms)
+        if run_async:
+            return Started(await self._get(query_id), stored.Page(b"[]", 0), None)
+        # Shielded: a client that hangs up does not cancel the run; its result stays stored.
+        error = await asyncio.shield(task)
+        if error is not None:
+            raise error
+        q = await self._get(query_id)
+        page = await stored.read_page(self.db, query_id, 0, max_initial_results)
+        total = q.results_total_doc_count or 0
+        nxt = self.cursors.encode(query_id, page.count) if page.count < total else None
+        return Started(q, page, nxt)
+
+    async def page(
+        self,
+        caller: Principal,
+        query_id: str,
+        *,
+        cursor: str | None = None,
+        docs: int = DEFAULT_DOCS,
+        offset: int = 0,
+    ) -> PageOut:
+        """``docs`` rows from the cursor's position (the first row without one) plus ``offset``."""
+        if not 1 <= docs <= MAX_DOCS:
+            raise InvalidRequest(f"docs must be between 1 and {MAX_DOCS}", field="docs")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise InvalidRequest(f"offset must be between 0 and {MAX_OFFSET}", field="offset")
+        q = await self.current(caller, query_id)
+        if q.state in UNFINISHED:
+            raise QueryNotReady(
+                f"stored query {query_id} is {q.state}: poll GET /v1/queries/{query_id} until it "
+                "is COMPLETED",
+                query_id=query_id,
+                state=q.state,
+            )
+        if q.state == "FAILED":
+            raise QueryFailed(
+                f"stored query {query_id} failed, it has no results: {q.error}",
+                query_id=query_id,
+                state=q.state,
+            )
+        start = (self.cursors.decode(query_id, cursor) if cursor else 0) + offset
+        rows = await stored.read_page(self.db, query_id, start, start + docs)
+        total = q.results_total_doc_count or 0
+        nxt = start + rows.count
+        return PageOut(
+            page=rows,
+            total=total,
+            next_cursor_offset=nxt,
+            next_cursor=self.cursors.encode(query_id, nxt) if nxt < total else None,
+        )
+
+    async def status(self, caller: Principal, query_id: str) -> stored.StoredQuery:
+        return await self.current(caller, query_id)
+
+    async def list_queries(
+        self, caller: Principal, *, limit: int = 100
+    ) -> list[stored.StoredQuery]:
+        """The caller's unexpired queries, newest first (everyone's when auth is off)."""
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit must be between 1 and 1000", field="limit")
+        return await stored.list_queries(
+            self.db, api_key_id=caller.key_id, everyone=caller.key_id is None, limit=limit
+        )
+
+    async def delete(self, caller: Principal, query_id: str) -> stored.StoredQuery:
+        """Stop the query if it runs here, and delete it with its rows (expired ones too)."""
+        q = await self._get_visible(caller, query_id)
+        await self.cancel(query_id, DELETED_REASON)
+        await stored.delete(self.db, query_id, batch=stored.DELETE_BATCH)
+        return q
+
+    async def _job(
+        self, caller: Principal, spec: SqlQuery | VectorSearch
+    ) -> tuple[_SqlJob | _SearchJob, dict[str, Any]]:
+        if isinstance(spec, SqlQuery):
+            if not caller.allows("sql"):
+                raise Forbidden("running SQL needs an API key with the 'sql' scope", scope="sql")
+            if not spec.query.strip():
+                raise InvalidRequest("sql.query must not be empty", field="sql.query")
+            if len(spec.query) > MAX_SQL_LENGTH or "\x00" in spec.query:
+                raise InvalidRequest(
+                    f"sql.query must be at most {MAX_SQL_LENGTH} characters, without NUL",
+                    field="sql.query",
+                )
+            if len(spec.parameters) > MAX_PARAMETERS:
+                raise InvalidRequest(
+                    f"sql.parameters has {len(spec.parameters)} items; "
+                    f"the limit is {MAX_PARAMETERS}",
+                    field="sql.parameters",
+                )
+            request: dict[str, Any] = {"sql": {"query": spec.query, "parameters": spec.parameters}}
+            return _SqlJob(spec.query, list(spec.parameters)), request
+        if not caller.allows("read"):
+            raise Forbidden("a vector search needs an API key with the 'read' scope", scope="read")
+        limit_cap = self.settings.stored_query_max_rows
+        if not 1 <= spec.limit <= limit_cap:
+            raise InvalidRequest(
+                f"vector_search.limit must be between 1 and {limit_cap} "
+                "(PGPAGER_STORED_QUERY_MAX_ROWS)",
+                field="vector_search.limit",
+            )
+        namespace = validation.namespace(spec.namespace)
+        where = compile_filter(spec.filter)
+        c = await collections.find(self.db, spec.collection)
+        vector = validation.vector(spec.vector, c.dimension, "vector_search.vector")
+        include = Include(
+            vectors=spec.include_vectors, metadata=spec.include_metadata, data=spec.include_data
+        )
+        request = {
+            "vector_search": {
+                "collection": spec.collection,
+                "vector": [float(x) for x in spec.vector],
+                "filter": spec.filter,
+                "namespace": namespace,
+                "limit": spec.limit,
+                "include_vectors": spec.include_vectors,
+                "include_metadata": spec.include_metadata,
+                "include_data": spec.include_data,
+            }
         }
-    }
-    return _SearchJob(c, vector, namespace, where, include, spec.limit), request
+        return _SearchJob(c, vector, namespace, where, include, spec.limit), request
 
+    async def _get(self, query_id: str) -> stored.StoredQuery:
+        q = await stored.get(self.db, query_id)
+        if q is None:
+            raise QueryNotFound(f"no stored query {query_id}", query_id=query_id)
+        return q
 
-async def _get(runs: StoredQueries, query_id: str) -> stored.StoredQuery:
-    q = await stored.get(runs.pool, query_id)
-    if q is None:
-        raise QueryNotFound(f"no stored query {query_id}", query_id=query_id)
-    return q
+    async def _get_visible(self, caller: Principal, query_id: str) -> stored.StoredQuery:
+        """The query, if it exists and belongs to the caller: another key's query is not found."""
+        try:
+            uuid.UUID(query_id)
+        except ValueError:
+            raise QueryNotFound(f"no stored query {query_id!r}", query_id=query_id) from None
+        q = await stored.get(self.db, query_id)
+        if q is None or (caller.key_id is not None and q.api_key_id != caller.key_id):
+            raise QueryNotFound(f"no stored query {query_id}", query_id=query_id)
+        return q
 
-
-async def _get_visible(runs: StoredQueries, caller: Caller, query_id: str) -> stored.StoredQuery:
-    """The query, if it exists and belongs to the caller: another key's query is not found."""
-    try:
-        uuid.UUID(query_id)
-    except ValueError:
-        raise QueryNotFound(f"no stored query {query_id!r}", query_id=query_id) from None
-    q = await stored.get(runs.pool, query_id)
-    if q is None or (caller.key_id is not None and q.api_key_id != caller.key_id):
-        raise QueryNotFound(f"no stored query {query_id}", query_id=query_id)
-    return q
-
-
-async def _owned(runs: StoredQueries, caller: Caller, query_id: str) -> stored.StoredQuery:
-    """The caller's unexpired query, with its state made true if its instance died."""
-    q = await _get_visible(runs, caller, query_id)
-    if q.expired:
-        raise QueryExpired(
-            f"the results of stored query {query_id} expired at {q.expires_at.isoformat()}; "
-            "run the query again",
-            query_id=query_id,
-        )
-    if (
-        q.state in UNFINISHED
-        and q.owner_instance != runs.instance_id
-        and await stored.fail_orphaned(runs.pool, runs.instance_id, stored.ORPHAN_REASON, query_id)
-    ):
-        q = await _get(runs, query_id)
-    return q
+    async def current(
+        self, caller: Principal, query_id: str, *, expired_ok: bool = False
+    ) -> stored.StoredQuery:
+        """The caller's query (unexpired unless ``expired_ok``), with its state made true if
+        the instance running it died."""
+        q = await self._get_visible(caller, query_id)
+        if q.expired and not expired_ok:
+            raise QueryExpired(
+                f"the results of stored query {query_id} expired at {q.expires_at.isoformat()}; "
+                "run the query again",
+                query_id=query_id,
+            )
+        if (
+            q.state in UNFINISHED
+            and q.owner_instance != self.instance_id
+            and await stored.fail_orphaned(
+                self.db, self.instance_id, stored.ORPHAN_REASON, query_id
+            )
+        ):
+            q = await self._get(query_id)
+        return q

@@ -8,44 +8,16 @@ import base64
 import binascii
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
 from pgpager.errors import InvalidCursor, InvalidRequest, NamespaceNotFound
-from pgpager.services import offset as pagination
 from pgpager.services import validation
+from pgpager.services.offset import OffsetPages
 from pgpager.settings import Settings
 from pgpager.store import collections, vectors
+from pgpager.store.database import Database
 from pgpager.store.search import Hit, Include
 from pgpager.store.vectors import VectorOut
 
 METADATA_MODES = ("OVERWRITE", "PATCH")
-
-
-async def query(
-    pool: AsyncConnectionPool,
-    settings: Settings,
-    collection: str,
-    *,
-    vector: Any,
-    top_k: int,
-    namespace: str | None,
-    filter: str | None,
-    include: Include,
-) -> list[Hit]:
-    """The ``top_k`` nearest vectors: the first page of offset pagination."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise InvalidRequest(f"topK must be a positive integer (got {top_k!r})", field="topK")
-    return await pagination.search(
-        pool,
-        settings,
-        collection,
-        vector=vector,
-        limit=top_k,
-        offset=0,
-        namespace=namespace,
-        filter=filter,
-        include=include,
-    )
 
 
 # --- range ------------------------------------------------------------------------------------
@@ -83,66 +55,6 @@ def _check_limit(settings: Settings, limit: int) -> None:
         )
 
 
-async def range_page(
-    pool: AsyncConnectionPool,
-    settings: Settings,
-    collection: str,
-    *,
-    cursor: str,
-    limit: int,
-    prefix: str | None,
-    namespace: str | None,
-    include: Include,
-) -> tuple[list[VectorOut], str]:
-    """Vectors ordered by id after ``cursor``, and the next cursor ("" at the end)."""
-    _check_limit(settings, limit)
-    after = decode_cursor(cursor)
-    # One row more than asked tells whether a next page exists.
-    rows = await vectors.id_range(
-        pool,
-        collection,
-        validation.namespace(namespace),
-        after=after,
-        prefix=_prefix(prefix, allow_empty=True),
-        limit=limit + 1,
-        include=include,
-    )
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, encode_cursor(rows[-1].id)
-    return rows, ""
-
-
-async def fetch_prefix(
-    pool: AsyncConnectionPool,
-    settings: Settings,
-    collection: str,
-    *,
-    prefix: str,
-    namespace: str | None,
-    include: Include,
-) -> list[VectorOut]:
-    """Every vector whose id starts with ``prefix``, ordered by id, up to the batch size."""
-    cap = settings.max_batch_size
-    rows = await vectors.id_range(
-        pool,
-        collection,
-        validation.namespace(namespace),
-        after=None,
-        prefix=_prefix(prefix, allow_empty=False),
-        limit=cap + 1,
-        include=include,
-    )
-    if len(rows) > cap:
-        raise InvalidRequest(
-            f"more than {cap} vectors have ids starting with {prefix!r} "
-            "(PGPAGER_MAX_BATCH_SIZE): page through them with range(prefix=...)",
-            field="prefix",
-            limit=cap,
-        )
-    return rows
-
-
 def _prefix(prefix: str | None, *, allow_empty: bool) -> str:
     if prefix is None or prefix == "":
         if allow_empty:
@@ -168,66 +80,150 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-async def update(
-    pool: AsyncConnectionPool,
-    settings: Settings,
-    collection: str,
-    *,
-    vid: Any,
-    vector: Any = None,
-    metadata: Any = None,
-    data: Any = None,
-    mode: str = "OVERWRITE",
-    namespace: str | None = None,
-) -> bool:
-    """Change the vector, metadata or data of one vector. False if the id does not exist."""
-    ns = validation.namespace(namespace)
-    checked_id = validation.vector_id(vid, "id", settings.max_id_length)
-    if mode not in METADATA_MODES:
-        raise InvalidRequest(
-            f"metadataUpdateMode must be one of {', '.join(METADATA_MODES)} (got {mode!r})",
-            field="metadataUpdateMode",
-        )
-    if vector is None and metadata is None and data is None:
-        raise InvalidRequest("give at least one of vector, metadata or data to update")
-    async with pool.connection() as conn:
-        dim = (await collections.get(conn, collection)).dimension
-    q = None if vector is None else validation.vector(vector, dim, "vector")
-    meta = validation.metadata(metadata, "metadata")
-    text = validation.data(data, "data")
-
-    def change(stored: dict[str, Any] | None) -> dict[str, Any] | None:
-        if meta is None:
-            return stored
-        if mode == "PATCH":
-            patched: dict[str, Any] = merge_patch(stored or {}, meta)
-            return patched
-        return meta
-
-    return await vectors.update(
-        pool, collection, ns, checked_id, vector=q, data=text, metadata=change
-    )
-
-
 # --- namespaces -------------------------------------------------------------------------------
-async def reset(pool: AsyncConnectionPool, collection: str, namespace: str | None) -> None:
-    """Delete every vector of one namespace, or of all namespaces (``namespace=None``)."""
-    ns = None if namespace is None else validation.namespace(namespace)
-    await vectors.reset(pool, collection, ns)
 
 
-async def namespaces(pool: AsyncConnectionPool, collection: str) -> dict[str, int]:
-    """Vector count per namespace; the default namespace "" is always there, as in Upstash."""
-    counts = (await collections.info(pool, collection)).namespaces
-    return {"": 0, **counts}
+class UpstashIndex:
+    """What the Upstash-compatible API needs beyond the native operations."""
 
+    def __init__(self, db: Database, settings: Settings, pages: OffsetPages) -> None:
+        self.db = db
+        self.settings = settings
+        self.pages = pages
 
-async def delete_namespace(pool: AsyncConnectionPool, collection: str, namespace: str) -> None:
-    ns = validation.namespace(namespace)
-    if ns == "":
-        raise InvalidRequest("the default namespace cannot be deleted; reset it instead")
-    if ns not in await namespaces(pool, collection):
-        raise NamespaceNotFound(
-            f"namespace {ns!r} does not exist in collection {collection!r}", namespace=ns
+    async def query(
+        self,
+        collection: str,
+        *,
+        vector: Any,
+        top_k: int,
+        namespace: str | None,
+        filter: str | None,
+        include: Include,
+    ) -> list[Hit]:
+        """The ``top_k`` nearest vectors: the first page of offset pagination."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InvalidRequest(f"topK must be a positive integer (got {top_k!r})", field="topK")
+        return await self.pages.search(
+            collection,
+            vector=vector,
+            limit=top_k,
+            offset=0,
+            namespace=namespace,
+            filter=filter,
+            include=include,
         )
-    await vectors.reset(pool, collection, ns)
+
+    async def range_page(
+        self,
+        collection: str,
+        *,
+        cursor: str,
+        limit: int,
+        prefix: str | None,
+        namespace: str | None,
+        include: Include,
+    ) -> tuple[list[VectorOut], str]:
+        """Vectors ordered by id after ``cursor``, and the next cursor ("" at the end)."""
+        _check_limit(self.settings, limit)
+        after = decode_cursor(cursor)
+        # One row more than asked tells whether a next page exists.
+        rows = await vectors.id_range(
+            self.db,
+            collection,
+            validation.namespace(namespace),
+            after=after,
+            prefix=_prefix(prefix, allow_empty=True),
+            limit=limit + 1,
+            include=include,
+        )
+        if len(rows) > limit:
+            rows = rows[:limit]
+            return rows, encode_cursor(rows[-1].id)
+        return rows, ""
+
+    async def fetch_prefix(
+        self,
+        collection: str,
+        *,
+        prefix: str,
+        namespace: str | None,
+        include: Include,
+    ) -> list[VectorOut]:
+        """Every vector whose id starts with ``prefix``, ordered by id, up to the batch size."""
+        cap = self.settings.max_batch_size
+        rows = await vectors.id_range(
+            self.db,
+            collection,
+            validation.namespace(namespace),
+            after=None,
+            prefix=_prefix(prefix, allow_empty=False),
+            limit=cap + 1,
+            include=include,
+        )
+        if len(rows) > cap:
+            raise InvalidRequest(
+                f"more than {cap} vectors have ids starting with {prefix!r} "
+                "(PGPAGER_MAX_BATCH_SIZE): page through them with range(prefix=...)",
+                field="prefix",
+                limit=cap,
+            )
+        return rows
+
+    async def update(
+        self,
+        collection: str,
+        *,
+        vid: Any,
+        vector: Any = None,
+        metadata: Any = None,
+        data: Any = None,
+        mode: str = "OVERWRITE",
+        namespace: str | None = None,
+    ) -> bool:
+        """Change the vector, metadata or data of one vector. False if the id does not exist."""
+        ns = validation.namespace(namespace)
+        checked_id = validation.vector_id(vid, "id", self.settings.max_id_length)
+        if mode not in METADATA_MODES:
+            raise InvalidRequest(
+                f"metadataUpdateMode must be one of {', '.join(METADATA_MODES)} (got {mode!r})",
+                field="metadataUpdateMode",
+            )
+        if vector is None and metadata is None and data is None:
+            raise InvalidRequest("give at least one of vector, metadata or data to update")
+        dim = (await collections.find(self.db, collection)).dimension
+        q = None if vector is None else validation.vector(vector, dim, "vector")
+        meta = validation.metadata(metadata, "metadata")
+        text = validation.data(data, "data")
+
+        def change(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+            if meta is None:
+                return stored
+            if mode == "PATCH":
+                patched: dict[str, Any] = merge_patch(stored or {}, meta)
+                return patched
+            return meta
+
+        return await vectors.update(
+            self.db, collection, ns, checked_id, vector=q, data=text, metadata=change
+        )
+
+    async def reset(self, collection: str, namespace: str | None) -> None:
+        """Delete every vector of one namespace, or of all namespaces (``namespace=None``)."""
+        ns = None if namespace is None else validation.namespace(namespace)
+        await vectors.reset(self.db, collection, ns)
+
+    async def namespaces(self, collection: str) -> dict[str, int]:
+        """Vector count per namespace; the default namespace "" is always there, as in Upstash."""
+        counts = (await collections.info(self.db, collection)).namespaces
+        return {"": 0, **counts}
+
+    async def delete_namespace(self, collection: str, namespace: str) -> None:
+        ns = validation.namespace(namespace)
+        if ns == "":
+            raise InvalidRequest("the default namespace cannot be deleted; reset it instead")
+        if ns not in await self.namespaces(collection):
+            raise NamespaceNotFound(
+                f"namespace {ns!r} does not exist in collection {collection!r}", namespace=ns
+            )
+        await vectors.reset(self.db, collection, ns)

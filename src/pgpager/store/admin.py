@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from psycopg import errors as pgerrors
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from pgpager.store.collections import Collection
+from pgpager.store.database import Database
 from pgpager.store.queries import query
 
 
@@ -43,7 +43,7 @@ class Instance:
     connected_since: dt.datetime
 
 
-async def schema_revision(pool: AsyncConnectionPool) -> str | None:
+async def schema_revision(pool: Database) -> str | None:
     """The Alembic revision of the database, None before the first migration."""
     async with pool.connection() as conn:
         cur = await conn.execute(query("admin", "schema_table_exists"))
@@ -55,7 +55,7 @@ async def schema_revision(pool: AsyncConnectionPool) -> str | None:
     return str(row[0]) if row else None
 
 
-async def server_info(pool: AsyncConnectionPool) -> ServerInfo:
+async def server_info(pool: Database) -> ServerInfo:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query("admin", "server_info"))
         row = await cur.fetchone()
@@ -63,7 +63,7 @@ async def server_info(pool: AsyncConnectionPool) -> ServerInfo:
     return ServerInfo(**row)
 
 
-async def backends(pool: AsyncConnectionPool, pids: list[int]) -> dict[int, Backend]:
+async def backends(pool: Database, pids: list[int]) -> dict[int, Backend]:
     if not pids:
         return {}
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -71,33 +71,33 @@ async def backends(pool: AsyncConnectionPool, pids: list[int]) -> dict[int, Back
         return {r["pid"]: Backend(**r) for r in await cur.fetchall()}
 
 
-async def server_instances(pool: AsyncConnectionPool, prefix: str) -> list[Instance]:
+async def server_instances(pool: Database, prefix: str) -> list[Instance]:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query("admin", "server_instances"), {"prefix": prefix})
         return [Instance(**r) for r in await cur.fetchall()]
 
 
-async def session_counts(pool: AsyncConnectionPool) -> dict[str, int]:
+async def session_counts(pool: Database) -> dict[str, int]:
     async with pool.connection() as conn:
         cur = await conn.execute(query("admin", "session_counts"))
         return {str(r[0]): int(r[1]) for r in await cur.fetchall()}
 
 
-async def handle_owners(pool: AsyncConnectionPool) -> dict[str | None, int]:
+async def handle_owners(pool: Database) -> dict[str | None, int]:
     """Active handles per owner instance (None: not owned, rehydrates on next use)."""
     async with pool.connection() as conn:
         cur = await conn.execute(query("admin", "handle_owners"))
         return {r[0]: int(r[1]) for r in await cur.fetchall()}
 
 
-async def estimated_rows(pool: AsyncConnectionPool) -> dict[str, int]:
+async def estimated_rows(pool: Database) -> dict[str, int]:
     """Rows per collection from the statistics: instant at any size, not exact."""
     async with pool.connection() as conn:
         cur = await conn.execute(query("admin", "collection_row_estimates"))
         return {str(r[0]): int(r[1]) for r in await cur.fetchall()}
 
 
-async def exact_rows(pool: AsyncConnectionPool, collections: list[Collection]) -> dict[str, int]:
+async def exact_rows(pool: Database, collections: list[Collection]) -> dict[str, int]:
     """Rows per collection by ``count(*)``: exact, but reads every table."""
     out: dict[str, int] = {}
     async with pool.connection() as conn:

@@ -10,9 +10,9 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from pgpager.errors import CollectionBusy, CollectionExists, CollectionNotFound
+from pgpager.store.database import Database
 from pgpager.store.queries import query
 
 DATA_SCHEMA = "pgpager_data"
@@ -61,7 +61,7 @@ def _identifiers(c: Collection) -> dict[str, Any]:
     return {"table": c.table_name}
 
 
-async def list_all(pool: AsyncConnectionPool) -> list[Collection]:
+async def list_all(pool: Database) -> list[Collection]:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query("collections", "list_collections"))
         return [_collection(r) for r in await cur.fetchall()]
@@ -76,8 +76,14 @@ async def get(conn: psycopg.AsyncConnection[Any], name: str) -> Collection:
     return _collection(row)
 
 
+async def find(db: Database, name: str) -> Collection:
+    """The collection ``name`` (``CollectionNotFound`` if there is none)."""
+    async with db.connection() as conn:
+        return await get(conn, name)
+
+
 async def create(
-    pool: AsyncConnectionPool,
+    pool: Database,
     *,
     name: str,
     dimension: int,
@@ -149,7 +155,7 @@ async def drop_hnsw_index(conn: psycopg.AsyncConnection[Any], c: Collection) -> 
     await conn.execute(query("collections", "drop_hnsw_index", index=c.hnsw_index))
 
 
-async def drop(pool: AsyncConnectionPool, name: str) -> None:
+async def drop(pool: Database, name: str) -> None:
     """Drop the catalogue row and the table, waiting for locks no longer than ``lock_timeout``:
     a DROP queued behind a lock would block every reader of the table meanwhile."""
     async with pool.connection() as conn, conn.transaction():
@@ -177,7 +183,7 @@ class CollectionInfo:
     size_bytes: int
 
 
-async def info(pool: AsyncConnectionPool, name: str) -> CollectionInfo:
+async def info(pool: Database, name: str) -> CollectionInfo:
     async with pool.connection() as conn:
         c = await get(conn, name)
         async with conn.cursor(row_factory=dict_row) as cur:

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
-from pgpager.filters import CompiledFilter
 from pgpager.store.collections import Collection
+from pgpager.store.database import Database
+from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
 from pgpager.store.search import Hit, Include, floats, hit, nearest
 from pgpager.store.vectors import VectorOut
@@ -26,7 +26,7 @@ Vector = np.ndarray[Any, np.dtype[np.float32]]
 
 
 @asynccontextmanager
-async def snapshot(pool: AsyncConnectionPool) -> AsyncIterator[Conn]:
+async def snapshot(pool: Database) -> AsyncIterator[Conn]:
     """A READ ONLY, REPEATABLE READ transaction; SET LOCAL settings end with it."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(query("pages", "begin_snapshot"))

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
-from pgpager.filters import CompiledFilter
 from pgpager.store.collections import Collection
+from pgpager.store.database import Database
+from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
 
 
@@ -128,7 +128,7 @@ def hit(metric: str, row: tuple[Any, ...] | dict[str, Any]) -> Hit:
 
 
 async def count_matching(
-    pool: AsyncConnectionPool,
+    pool: Database,
     c: Collection,
     namespace: str,
     where: CompiledFilter | None,
@@ -147,7 +147,7 @@ async def count_matching(
     return int(row[0]) if row else 0
 
 
-async def estimated_rows(pool: AsyncConnectionPool, c: Collection) -> float:
+async def estimated_rows(pool: Database, c: Collection) -> float:
     """The planner's row estimate for the table (-1 if never analyzed): a catalog read."""
     async with pool.connection() as conn:
         cur = await conn.execute(query("collections", "estimated_rows"), {"qualified": c.qualified})

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
+from pgpager.store.database import Database, connect, translated
 from pgpager.store.queries import query
 
 CHANNEL = "pgpager_handles"
@@ -76,14 +77,14 @@ class Closed:
     reason: str | None = None
 
 
-async def count_active(pool: AsyncConnectionPool) -> int:
+async def count_active(pool: Database) -> int:
     async with pool.connection() as conn:
         cur = await conn.execute(query("sessions", "count_active"))
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
-async def insert(pool: AsyncConnectionPool, **values: Any) -> Session:
+async def insert(pool: Database, **values: Any) -> Session:
     values["query"] = Jsonb(values["query"])
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
@@ -92,7 +93,7 @@ async def insert(pool: AsyncConnectionPool, **values: Any) -> Session:
     return Session(**row)
 
 
-async def get(pool: AsyncConnectionPool, handle: str) -> Session | None:
+async def get(pool: Database, handle: str) -> Session | None:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query("sessions", "get_session", columns=_columns()), {"id": handle})
         row = await cur.fetchone()
@@ -100,7 +101,7 @@ async def get(pool: AsyncConnectionPool, handle: str) -> Session | None:
 
 
 async def list_sessions(
-    pool: AsyncConnectionPool,
+    pool: Database,
     *,
     collection: str | None = None,
     state: str | None = None,
@@ -121,7 +122,7 @@ async def list_sessions(
 
 
 async def record_delivery(
-    pool: AsyncConnectionPool, handle: str, ids: list[str]
+    pool: Database, handle: str, ids: list[str]
 ) -> tuple[bool, set[str]]:
     """Record ids as delivered. Returns whether the handle is still active (and not overdue),
     and which of the ids are new for it; only those may be sent."""
@@ -133,7 +134,7 @@ async def record_delivery(
 
 
 async def set_owner(
-    pool: AsyncConnectionPool,
+    pool: Database,
     handle: str,
     *,
     phase: str,
@@ -152,14 +153,14 @@ async def set_owner(
         await conn.execute(query("sessions", "set_owner"), params)
 
 
-async def count_delivered(pool: AsyncConnectionPool, handle: str) -> int:
+async def count_delivered(pool: Database, handle: str) -> int:
     async with pool.connection() as conn:
         cur = await conn.execute(query("sessions", "count_delivered"), {"id": handle})
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
-async def close(pool: AsyncConnectionPool, handle: str, state: str, reason: str) -> Closed | None:
+async def close(pool: Database, handle: str, state: str, reason: str) -> Closed | None:
     """Mark an active handle closed and tell every instance (NOTIFY) to drop its cursor."""
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
@@ -173,13 +174,26 @@ async def close(pool: AsyncConnectionPool, handle: str, state: str, reason: str)
     return Closed(id=row[0], owner_instance=row[1], cursor_name=row[2], reason=reason)
 
 
-async def request_recycle(pool: AsyncConnectionPool) -> None:
+async def notifications(url: str) -> AsyncIterator[str]:
+    """The payloads sent on the handles channel, as they arrive, on a connection of its own.
+    Raises ``DatabaseUnavailable`` when that connection is lost."""
+    conn = await connect(url, "PostgreSQL (handle notifications)")
+    try:
+        with translated("PostgreSQL (handle notifications)"):
+            await conn.execute(query("sessions", "listen"))
+            async for note in conn.notifies():
+                yield note.payload
+    finally:
+        await conn.close()
+
+
+async def request_recycle(pool: Database) -> None:
     async with pool.connection() as conn:
         await conn.execute(query("sessions", "notify_closed"), {"payload": RECYCLE})
 
 
 async def expire_idle(
-    pool: AsyncConnectionPool, limit: int, *, dry_run: bool = False
+    pool: Database, limit: int, *, dry_run: bool = False
 ) -> list[Closed]:
     name = "preview_expire_idle" if dry_run else "expire_idle"
     async with pool.connection() as conn, conn.transaction():
@@ -191,13 +205,13 @@ async def expire_idle(
     return [Closed(id=r[0], owner_instance=r[1], cursor_name=r[2], reason=r[3]) for r in rows]
 
 
-async def reclaim_orphans(pool: AsyncConnectionPool, limit: int) -> list[str]:
+async def reclaim_orphans(pool: Database, limit: int) -> list[str]:
     async with pool.connection() as conn:
         cur = await conn.execute(query("sessions", "reclaim_orphans"), {"limit": limit})
         return [r[0] for r in await cur.fetchall()]
 
 
-async def purge(pool: AsyncConnectionPool, limit: int, retention_s: int) -> int:
+async def purge(pool: Database, limit: int, retention_s: int) -> int:
     async with pool.connection() as conn:
         cur = await conn.execute(query("sessions", "purge_closed_rows"), {"limit": limit})
         n = cur.rowcount
@@ -207,7 +221,7 @@ async def purge(pool: AsyncConnectionPool, limit: int, retention_s: int) -> int:
         return n + cur.rowcount
 
 
-async def closed_among(pool: AsyncConnectionPool, ids: list[str], me: str) -> list[str]:
+async def closed_among(pool: Database, ids: list[str], me: str) -> list[str]:
     if not ids:
         return []
     async with pool.connection() as conn:

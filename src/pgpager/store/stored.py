@@ -23,13 +23,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import Format
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from pgpager.database import connect
-from pgpager.errors import QueryFailed, QueryTimeout, SqlUnavailable
-from pgpager.filters import CompiledFilter
+from pgpager.errors import DatabaseUnavailable, QueryFailed, QueryTimeout, SqlUnavailable
 from pgpager.store import pages
 from pgpager.store.collections import Collection
+from pgpager.store.database import Database, connect, translated
+from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
 from pgpager.store.search import Include, nearest
 
@@ -105,7 +104,7 @@ class _RawText(Loader):
 
 
 # --- the secret, the reader role, instance liveness -----------------------------------------
-async def load_secret(pool: AsyncConnectionPool, fresh: Secret) -> Secret:
+async def load_secret(pool: Database, fresh: Secret) -> Secret:
     """The shared secret row; ``fresh`` is stored first if the row is missing."""
     async with pool.connection() as conn:
         await conn.execute(
@@ -118,7 +117,7 @@ async def load_secret(pool: AsyncConnectionPool, fresh: Secret) -> Secret:
     return Secret(cursor_key=bytes.fromhex(row[0]), reader_password=row[1])
 
 
-async def set_reader_password(pool: AsyncConnectionPool, password: str) -> None:
+async def set_reader_password(pool: Database, password: str) -> None:
     try:
         async with pool.connection() as conn:
             await conn.execute(
@@ -159,16 +158,48 @@ async def connect_reader(database_url: str, password: str, *, timeout_ms: int) -
     return conn
 
 
-async def lock_instance(database_url: str, instance_id: str) -> Conn:
-    """Open the connection whose advisory lock says that this instance is alive."""
-    conn = await connect(database_url)
-    await conn.execute(query("stored", "lock_instance"), {"instance_id": instance_id})
-    return conn
+class InstanceLock:
+    """The connection whose advisory lock says that this instance is alive, so that other
+    instances do not take it for dead and fail its stored queries. ``check`` takes the lock
+    again when the connection dropped (a database restart)."""
+
+    def __init__(self, database_url: str, instance_id: str) -> None:
+        self.database_url = database_url
+        self.instance_id = instance_id
+        self._conn: Conn | None = None
+
+    async def acquire(self) -> None:
+        conn = await connect(self.database_url, "PostgreSQL (instance lock)")
+        try:
+            with translated():
+                await conn.execute(
+                    query("stored", "lock_instance"), {"instance_id": self.instance_id}
+                )
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+
+    async def check(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            try:
+                with translated():
+                    await self._conn.execute(query("admin", "ping"))
+                return
+            except DatabaseUnavailable:
+                log.warning("instance lock: connection lost, taking the lock again")
+        await self.release()
+        await self.acquire()
+
+    async def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
 
 
 # --- the queries table ------------------------------------------------------------------------
 async def insert(
-    pool: AsyncConnectionPool,
+    pool: Database,
     *,
     query_id: str,
     kind: str,
@@ -191,14 +222,14 @@ async def insert(
         )
 
 
-async def mark_running(pool: AsyncConnectionPool, query_id: str) -> bool:
+async def mark_running(pool: Database, query_id: str) -> bool:
     async with pool.connection() as conn:
         cur = await conn.execute(query("stored", "mark_running"), {"query_id": query_id})
         return cur.rowcount == 1
 
 
 async def mark_failed(
-    pool: AsyncConnectionPool, query_id: str, error: str, *, ttl_s: float, elapsed_ms: int | None
+    pool: Database, query_id: str, error: str, *, ttl_s: float, elapsed_ms: int | None
 ) -> bool:
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -208,7 +239,7 @@ async def mark_failed(
         return cur.rowcount == 1
 
 
-async def fail_instance(pool: AsyncConnectionPool, instance_id: str, error: str) -> int:
+async def fail_instance(pool: Database, instance_id: str, error: str) -> int:
     async with pool.connection() as conn:
         cur = await conn.execute(
             query("stored", "fail_instance"), {"instance_id": instance_id, "error": error}
@@ -217,7 +248,7 @@ async def fail_instance(pool: AsyncConnectionPool, instance_id: str, error: str)
 
 
 async def fail_orphaned(
-    pool: AsyncConnectionPool, instance_id: str, error: str, query_id: str | None = None
+    pool: Database, instance_id: str, error: str, query_id: str | None = None
 ) -> list[str]:
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -227,7 +258,7 @@ async def fail_orphaned(
         return [r[0] for r in await cur.fetchall()]
 
 
-async def get(pool: AsyncConnectionPool, query_id: str) -> StoredQuery | None:
+async def get(pool: Database, query_id: str) -> StoredQuery | None:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query("stored", "get_query"), {"query_id": query_id})
         row = await cur.fetchone()
@@ -235,7 +266,7 @@ async def get(pool: AsyncConnectionPool, query_id: str) -> StoredQuery | None:
 
 
 async def list_queries(
-    pool: AsyncConnectionPool, *, api_key_id: str | None, everyone: bool, limit: int
+    pool: Database, *, api_key_id: str | None, everyone: bool, limit: int
 ) -> list[StoredQuery]:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -245,14 +276,14 @@ async def list_queries(
         return [StoredQuery(**r) for r in await cur.fetchall()]
 
 
-async def state_counts(pool: AsyncConnectionPool) -> dict[str, int]:
+async def state_counts(pool: Database) -> dict[str, int]:
     """Stored queries by state (for ``pgpager status``)."""
     async with pool.connection() as conn:
         cur = await conn.execute(query("stored", "state_counts"))
         return {r[0]: int(r[1]) for r in await cur.fetchall()}
 
 
-async def read_page(pool: AsyncConnectionPool, query_id: str, start: int, stop: int) -> Page:
+async def read_page(pool: Database, query_id: str, start: int, stop: int) -> Page:
     async with pool.connection() as conn:
         cur = await conn.execute(
             query("stored", "read_page"), {"query_id": query_id, "start": start, "stop": stop}
@@ -262,14 +293,14 @@ async def read_page(pool: AsyncConnectionPool, query_id: str, start: int, stop: 
     return Page(results=row[0].encode(), count=int(row[1]))
 
 
-async def expired(pool: AsyncConnectionPool, limit: int) -> list[str]:
+async def expired(pool: Database, limit: int) -> list[str]:
     async with pool.connection() as conn:
         cur = await conn.execute(query("stored", "select_expired"), {"limit": limit})
         return [r[0] for r in await cur.fetchall()]
 
 
 async def delete(
-    pool: AsyncConnectionPool, query_id: str, *, batch: int, budget: int | None = None
+    pool: Database, query_id: str, *, batch: int, budget: int | None = None
 ) -> tuple[bool, int]:
     """Delete the rows ``batch`` at a time (each statement short), then the query.
 
@@ -289,7 +320,7 @@ async def delete(
     return False, spent
 
 
-async def expire_stored_queries(pool: AsyncConnectionPool, limit: int) -> int:
+async def expire_stored_queries(pool: Database, limit: int) -> int:
     """Delete up to ``limit`` expired queries with their rows: at most ``EXPIRE_ROW_BUDGET``
     rows per call, in statements of ``DELETE_BATCH``, so a sweeper tick stays short. A bigger
     result is finished by later calls (its pages answer 410 meanwhile). Returns the queries
@@ -305,7 +336,7 @@ async def expire_stored_queries(pool: AsyncConnectionPool, limit: int) -> int:
     return deleted
 
 
-async def fail_orphaned_queries(pool: AsyncConnectionPool, instance_id: str) -> int:
+async def fail_orphaned_queries(pool: Database, instance_id: str) -> int:
     """Mark FAILED the QUEUED/RUNNING queries of other instances that no longer hold their
     liveness lock (``lock_instance``): a killed server's queries. Returns how many."""
     return len(await fail_orphaned(pool, instance_id, ORPHAN_REASON))

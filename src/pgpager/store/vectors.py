@@ -8,14 +8,16 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from pgpager.filters import CompiledFilter
+from pgpager.errors import DuplicateId
 from pgpager.store import collections
 from pgpager.store.collections import Collection
+from pgpager.store.database import Database
+from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
 from pgpager.store.search import Include, floats
 
@@ -47,7 +49,7 @@ def _out(row: dict[str, Any], include_vectors: bool = True) -> VectorOut:
 
 
 async def upsert(
-    pool: AsyncConnectionPool, collection: str, namespace: str, items: Sequence[VectorIn]
+    pool: Database, collection: str, namespace: str, items: Sequence[VectorIn]
 ) -> Collection:
     """All-or-nothing: one transaction, committed (and so durable) before we return."""
     async with pool.connection() as conn:
@@ -70,7 +72,7 @@ async def upsert(
 
 
 async def fetch(
-    pool: AsyncConnectionPool, collection: str, namespace: str, ids: Sequence[str]
+    pool: Database, collection: str, namespace: str, ids: Sequence[str]
 ) -> list[VectorOut | None]:
     """One entry per requested id, in request order; None where the id does not exist."""
     async with pool.connection() as conn:
@@ -85,7 +87,7 @@ async def fetch(
 
 
 async def delete(
-    pool: AsyncConnectionPool,
+    pool: Database,
     collection: str,
     namespace: str,
     *,
@@ -110,7 +112,7 @@ async def delete(
         return cur.rowcount
 
 
-async def reset(pool: AsyncConnectionPool, collection: str, namespace: str | None) -> None:
+async def reset(pool: Database, collection: str, namespace: str | None) -> None:
     """Delete every vector of one namespace, or of all namespaces (``namespace=None``)."""
     async with pool.connection() as conn:
         c = await collections.get(conn, collection)
@@ -123,7 +125,7 @@ async def reset(pool: AsyncConnectionPool, collection: str, namespace: str | Non
 
 
 async def id_range(
-    pool: AsyncConnectionPool,
+    pool: Database,
     collection: str,
     namespace: str,
     *,
@@ -159,7 +161,7 @@ MetadataChange = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
 
 async def update(
-    pool: AsyncConnectionPool,
+    pool: Database,
     collection: str,
     namespace: str,
     vid: str,
@@ -210,3 +212,30 @@ async def copy_in(
             await copy.write_row(row)
             n += 1
     return n
+
+
+async def load(
+    db: Database,
+    c: Collection,
+    batches: Iterable[list[tuple[str, str, Any, Any, str | None]]],
+    *,
+    defer_index: bool,
+    progress: Callable[[int], None],
+) -> int:
+    """COPY every batch in one transaction (all rows or none); with ``defer_index`` the HNSW
+    index is dropped first and built once at the end. An id that exists already fails the
+    whole load with ``DuplicateId``."""
+    total = 0
+    try:
+        async with db.connection() as conn, conn.transaction():
+            if defer_index:
+                await collections.drop_hnsw_index(conn, c)
+            for batch in batches:
+                total += await copy_in(conn, c, batch)
+                progress(len(batch))
+            if defer_index:
+                await conn.execute(query("vectors", "index_build_memory"))
+                await collections.build_hnsw_index(conn, c)
+    except pgerrors.UniqueViolation as exc:
+        raise DuplicateId(exc.diag.message_detail or "duplicate id") from exc
+    return total

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import Controller, delete, get, post
 
-from pgpager.context import AppContext
 from pgpager.http.schemas import (
     CollectionInfoOut,
     CollectionList,
@@ -12,7 +11,7 @@ from pgpager.http.schemas import (
     CreateCollection,
     HnswParams,
 )
-from pgpager.services import collections
+from pgpager.services.collections import Collections
 
 
 class CollectionsController(Controller):
@@ -20,10 +19,9 @@ class CollectionsController(Controller):
     tags = ["collections"]
 
     @post("/", opt={"scope": "write"}, status_code=201)
-    async def create(self, ctx: AppContext, data: CreateCollection) -> CollectionOut:
+    async def create(self, collections: Collections, data: CreateCollection) -> CollectionOut:
         hnsw = data.hnsw or HnswParams()
         c = await collections.create(
-            ctx.pool,
             name=data.name,
             dimension=data.dimension,
             metric=data.metric,
@@ -34,13 +32,13 @@ class CollectionsController(Controller):
         return CollectionOut.of(c)
 
     @get("/", opt={"scope": "read"})
-    async def list_collections(self, ctx: AppContext) -> CollectionList:
-        return CollectionList([CollectionOut.of(c) for c in await collections.list_all(ctx.pool)])
+    async def list_collections(self, collections: Collections) -> CollectionList:
+        return CollectionList([CollectionOut.of(c) for c in await collections.list_all()])
 
     @get("/{name:str}", opt={"scope": "read"})
-    async def info(self, ctx: AppContext, name: str) -> CollectionInfoOut:
-        return CollectionInfoOut.of(await collections.info(ctx.pool, name))
+    async def info(self, collections: Collections, name: str) -> CollectionInfoOut:
+        return CollectionInfoOut.of(await collections.info(name))
 
     @delete("/{name:str}", opt={"scope": "write"}, status_code=204)
-    async def drop(self, ctx: AppContext, name: str) -> None:
-        await collections.drop(ctx.pool, name)
+    async def drop(self, collections: Collections, name: str) -> None:
+        await collections.drop(name)

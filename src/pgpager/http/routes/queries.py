@@ -11,24 +11,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Router, delete, get, post
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Parameter
 
-from pgpager.context import AppContext
-from pgpager.errors import Forbidden, InvalidRequest
-from pgpager.http.auth import Principal, authenticate
+from pgpager.errors import InvalidRequest
+from pgpager.http.auth import principal
 from pgpager.http.schemas import Strict
 from pgpager.services import stored_queries as service
+from pgpager.services.stored_queries import StoredQueries
 from pgpager.store.stored import StoredQuery
-
-
-def query_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
-    """Any key with read or sql may use stored queries; the service checks the kind."""
-    principal = authenticate(connection.app.state.ctx.keys, connection.headers.get("authorization"))
-    if not (principal.allows("read") or principal.allows("sql")):
-        raise Forbidden("stored queries need an API key with the 'read' or 'sql' scope")
-    connection.state.principal = principal
 
 
 # --- bodies -----------------------------------------------------------------------------------
@@ -131,19 +121,15 @@ class QueryList(msgspec.Struct):
 
 
 # --- routes -----------------------------------------------------------------------------------
-def _caller(request: Request[Any, Any, Any]) -> Principal:
-    principal: Principal = request.state.principal
-    return principal
-
-
 class QueriesController(Controller):
     path = "/queries"
     tags = ["stored queries"]
-    guards = [query_guard]
+    # Any key with read or sql may use stored queries; the service checks the kind.
+    opt = {"scope": ("read", "sql")}
 
     @post("/", status_code=200)
     async def run(
-        self, ctx: AppContext, request: Request[Any, Any, Any], data: RunQuery
+        self, stored: StoredQueries, request: Request[Any, Any, Any], data: RunQuery
     ) -> QueryStarted:
         if (data.sql is None) == (data.vector_search is None):
             raise InvalidRequest("give exactly one of sql or vector_search", field="sql")
@@ -153,9 +139,8 @@ class QueriesController(Controller):
         else:
             assert data.vector_search is not None
             spec = service.VectorSearch(**msgspec.structs.asdict(data.vector_search))
-        started = await service.run(
-            service.runner(ctx),
-            _caller(request),
+        started = await stored.run(
+            principal(request),
             spec,
             max_initial_results=data.max_initial_results,
             run_async=data.run_async,
@@ -178,33 +163,32 @@ class QueriesController(Controller):
     @get("/")
     async def list_queries(
         self,
-        ctx: AppContext,
+        stored: StoredQueries,
         request: Request[Any, Any, Any],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> QueryList:
-        found = await service.list_queries(service.runner(ctx), _caller(request), limit=limit)
+        found = await stored.list_queries(principal(request), limit=limit)
         return QueryList([QueryInfo.of(q) for q in found])
 
     @get("/{query_id:str}")
     async def status(
-        self, ctx: AppContext, request: Request[Any, Any, Any], query_id: str
+        self, stored: StoredQueries, request: Request[Any, Any, Any], query_id: str
     ) -> QueryInfoOut:
-        q = await service.status(service.runner(ctx), _caller(request), query_id)
+        q = await stored.status(principal(request), query_id)
         return QueryInfoOut(QueryInfo.of(q))
 
     @get("/{query_id:str}/pages")
     async def pages(
         self,
-        ctx: AppContext,
+        stored: StoredQueries,
         request: Request[Any, Any, Any],
         query_id: str,
         cursor: str | None = None,
         docs: Annotated[int, Parameter(ge=1, le=service.MAX_DOCS)] = service.DEFAULT_DOCS,
         offset: Annotated[int, Parameter(ge=0, le=service.MAX_OFFSET)] = 0,
     ) -> QueryPage:
-        p = await service.page(
-            service.runner(ctx),
-            _caller(request),
+        p = await stored.page(
+            principal(request),
             query_id,
             cursor=cursor,
             docs=docs,
@@ -222,9 +206,9 @@ class QueriesController(Controller):
 
     @delete("/{query_id:str}", status_code=200)
     async def remove(
-        self, ctx: AppContext, request: Request[Any, Any, Any], query_id: str
+        self, stored: StoredQueries, request: Request[Any, Any, Any], query_id: str
     ) -> QueryInfoOut:
-        q = await service.delete(service.runner(ctx), _caller(request), query_id)
+        q = await stored.delete(principal(request), query_id)
         return QueryInfoOut(QueryInfo.of(q))
 
 

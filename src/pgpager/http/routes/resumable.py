@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, delete, get, post
 
-from pgpager.context import AppContext
+from pgpager.http.auth import key_id
 from pgpager.http.schemas import SearchHit, Strict
 from pgpager.services.resumable import Page, ResumableQueries
 from pgpager.store.search import Include
@@ -77,25 +77,19 @@ class HandleStatus(msgspec.Struct):
         )
 
 
-def key_id(request: Request[Any, Any, Any]) -> str | None:
-    principal = request.state.get("principal")
-    return principal.key_id if principal is not None else None
-
-
-def service(ctx: AppContext) -> ResumableQueries:
-    assert ctx.resumable is not None
-    return ctx.resumable
-
-
 class ResumableStartController(Controller):
     path = "/v1/collections/{name:str}/resumable-queries"
     tags = ["resumable queries"]
 
     @post("/", opt={"scope": "read"}, status_code=201)
     async def start(
-        self, ctx: AppContext, request: Request[Any, Any, Any], name: str, data: StartResumable
+        self,
+        resumable: ResumableQueries,
+        request: Request[Any, Any, Any],
+        name: str,
+        data: StartResumable,
     ) -> PageOut:
-        page = await service(ctx).start(
+        page = await resumable.start(
             name,
             vector=data.vector,
             top_k=data.top_k,
@@ -114,18 +108,22 @@ class ResumableController(Controller):
 
     @post("/next", opt={"scope": "read"}, status_code=200)
     async def next_batch(
-        self, ctx: AppContext, request: Request[Any, Any, Any], handle: str, data: NextBatch
+        self,
+        resumable: ResumableQueries,
+        request: Request[Any, Any, Any],
+        handle: str,
+        data: NextBatch,
     ) -> PageOut:
-        return PageOut.of(await service(ctx).next(handle, data.additional_k, key_id(request)))
+        return PageOut.of(await resumable.next(handle, data.additional_k, key_id(request)))
 
     @get("/", opt={"scope": "read"})
     async def status(
-        self, ctx: AppContext, request: Request[Any, Any, Any], handle: str
+        self, resumable: ResumableQueries, request: Request[Any, Any, Any], handle: str
     ) -> HandleStatus:
-        return HandleStatus.of(await service(ctx).status(handle, key_id(request)))
+        return HandleStatus.of(await resumable.status(handle, key_id(request)))
 
     @delete("/", opt={"scope": "read"}, status_code=200)
     async def stop(
-        self, ctx: AppContext, request: Request[Any, Any, Any], handle: str
+        self, resumable: ResumableQueries, request: Request[Any, Any, Any], handle: str
     ) -> HandleStatus:
-        return HandleStatus.of(await service(ctx).stop(handle, key_id(request)))
+        return HandleStatus.of(await resumable.stop(handle, key_id(request)))

@@ -7,9 +7,8 @@ from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
 
-from pgpager.context import AppContext
 from pgpager.http.schemas import ObjectPageOut, SearchHit, SearchPage, SearchRequest, VectorRecord
-from pgpager.services import offset as pagination
+from pgpager.services.offset import OffsetPages
 from pgpager.store.search import Include
 
 
@@ -18,10 +17,8 @@ class SearchController(Controller):
     tags = ["offset pagination"]
 
     @post("/search", opt={"scope": "read"}, status_code=200)
-    async def search(self, ctx: AppContext, name: str, data: SearchRequest) -> SearchPage:
-        hits = await pagination.search(
-            ctx.pool,
-            ctx.settings,
+    async def search(self, offset_pages: OffsetPages, name: str, data: SearchRequest) -> SearchPage:
+        hits = await offset_pages.search(
             name,
             vector=data.vector,
             limit=data.limit,
@@ -35,7 +32,7 @@ class SearchController(Controller):
     @get("/objects", opt={"scope": "read"})
     async def list_objects(
         self,
-        ctx: AppContext,
+        offset_pages: OffsetPages,
         request: Request[Any, Any, Any],
         name: str,
         limit: int = 10,
@@ -47,9 +44,7 @@ class SearchController(Controller):
         include_metadata: bool = True,
         include_data: bool = True,
     ) -> ObjectPageOut:
-        page = await pagination.list_objects(
-            ctx.pool,
-            ctx.settings,
+        page = await offset_pages.list_objects(
             name,
             limit=limit,
             offset=offset,

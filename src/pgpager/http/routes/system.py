@@ -6,22 +6,21 @@ from litestar import MediaType, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pgpager import __version__
-from pgpager.context import AppContext
+from pgpager.errors import DatabaseUnavailable
+from pgpager.http.errors import retry_after
 from pgpager.metrics import REGISTRY
+from pgpager.services.admin import Admin
 
 
 @get("/health", tags=["system"])
-async def health(ctx: AppContext) -> Response[dict[str, str]]:
+async def health(admin: Admin) -> Response[dict[str, str]]:
+    """200 when PostgreSQL answers; 503 with Retry-After while it does not."""
     try:
-        async with ctx.pool.connection(timeout=5) as conn:
-            await conn.execute("SELECT 1")
-        database = "ok"
-    except Exception as exc:
-        database = f"unreachable: {type(exc).__name__}"
-    status = 200 if database == "ok" else 503
-    body = {"status": "ok" if status == 200 else "degraded", "database": database,
-            "version": __version__}
-    return Response(body, status_code=status)
+        await admin.ping()
+    except DatabaseUnavailable as exc:
+        body = {"status": "degraded", "database": exc.message, "version": __version__}
+        return Response(body, status_code=503, headers=retry_after(exc))
+    return Response({"status": "ok", "database": "ok", "version": __version__})
 
 
 @get("/metrics", tags=["system"], media_type=MediaType.TEXT)

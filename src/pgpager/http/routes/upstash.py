@@ -17,10 +17,13 @@ import msgspec
 from litestar import Controller, Request, Response, Router, post, route
 from litestar.exceptions import HTTPException, ValidationException
 
-from pgpager.context import AppContext
 from pgpager.errors import BadRequest, InvalidRequest, NotFound, NotSupported, PgpagerError
-from pgpager.http.routes.resumable import key_id, service
-from pgpager.services import collections, upstash, vectors
+from pgpager.http.auth import key_id
+from pgpager.http.errors import log_domain_error, retry_after
+from pgpager.services.collections import Collections
+from pgpager.services.resumable import ResumableQueries
+from pgpager.services.upstash import UpstashIndex
+from pgpager.services.vectors import Vectors
 from pgpager.store.search import Hit, Include
 from pgpager.store.vectors import VectorOut
 
@@ -240,7 +243,7 @@ class UpstashController(Controller):
     @post(paths("upsert"), opt={"scope": "write"}, status_code=200, operation_id=operation_id)
     async def upsert(
         self,
-        ctx: AppContext,
+        vectors: Vectors,
         request: Request[Any, Any, Any],
         collection: str,
         namespace: str | None = None,
@@ -254,8 +257,6 @@ class UpstashController(Controller):
             if item.vector is None and item.data is not None:
                 raise no_embedding(collection)
         await vectors.upsert(
-            ctx.pool,
-            ctx.settings,
             collection,
             [
                 {"id": vector_id(i.id), "vector": i.vector, "metadata": i.metadata, "data": i.data}
@@ -273,7 +274,7 @@ class UpstashController(Controller):
     @post(paths("update"), opt={"scope": "write"}, status_code=200, operation_id=operation_id)
     async def update(
         self,
-        ctx: AppContext,
+        upstash: UpstashIndex,
         request: Request[Any, Any, Any],
         collection: str,
         namespace: str | None = None,
@@ -283,8 +284,6 @@ class UpstashController(Controller):
         if body.sparse_vector is not None:
             raise sparse_unsupported()
         updated = await upstash.update(
-            ctx.pool,
-            ctx.settings,
             collection,
             vid=vector_id(body.id),
             vector=body.vector,
@@ -298,7 +297,7 @@ class UpstashController(Controller):
     @post(paths("query"), opt={"scope": "read"}, status_code=200, operation_id=operation_id)
     async def query(
         self,
-        ctx: AppContext,
+        upstash: UpstashIndex,
         request: Request[Any, Any, Any],
         collection: str,
         namespace: str | None = None,
@@ -308,8 +307,6 @@ class UpstashController(Controller):
 
         async def one(q: QueryBody) -> list[QueryResult]:
             hits = await upstash.query(
-                ctx.pool,
-                ctx.settings,
                 collection,
                 vector=dense_query(collection, q),
                 top_k=q.top_k,
@@ -334,14 +331,14 @@ class UpstashController(Controller):
     )
     async def resumable_query(
         self,
-        ctx: AppContext,
+        resumable: ResumableQueries,
         request: Request[Any, Any, Any],
         collection: str,
         namespace: str | None = None,
     ) -> Ok:
         """Start a resumable query: the first topK results and its handle (uuid)."""
         body: ResumableBody = await required(request, ResumableBody)
-        page = await service(ctx).start(
+        page = await resumable.start(
             collection,
             vector=dense_query(collection, body),
             top_k=body.top_k,
@@ -367,26 +364,27 @@ class UpstashController(Controller):
         "/resumable-query-next", opt={"scope": "read"}, status_code=200, operation_id=operation_id
     )
     async def resumable_query_next(
-        self, ctx: AppContext, request: Request[Any, Any, Any], collection: str
+        self, resumable: ResumableQueries, request: Request[Any, Any, Any], collection: str
     ) -> Ok:
         """The next additionalK results of a resumable query."""
         body: NextBody = await required(request, NextBody)
-        page = await service(ctx).next(body.uuid, body.additional_k, key_id(request))
+        page = await resumable.next(body.uuid, body.additional_k, key_id(request))
         return Ok([QueryResult.of(h) for h in page.results])
 
     @post("/resumable-query-end", opt={"scope": "read"}, status_code=200, operation_id=operation_id)
     async def resumable_query_end(
-        self, ctx: AppContext, request: Request[Any, Any, Any], collection: str
+        self, resumable: ResumableQueries, request: Request[Any, Any, Any], collection: str
     ) -> Ok:
         """Stop a resumable query."""
         body: EndBody = await required(request, EndBody)
-        await service(ctx).stop(body.uuid, key_id(request))
+        await resumable.stop(body.uuid, key_id(request))
         return Ok(SUCCESS)
 
     @post(paths("fetch"), opt={"scope": "read"}, status_code=200, operation_id=operation_id)
     async def fetch(
         self,
-        ctx: AppContext,
+        vectors: Vectors,
+        upstash: UpstashIndex,
         request: Request[Any, Any, Any],
         collection: str,
         namespace: str | None = None,
@@ -398,8 +396,6 @@ class UpstashController(Controller):
             raise InvalidRequest("give either ids or prefix", field="ids")
         if body.prefix is not None:
             rows = await upstash.fetch_prefix(
-                ctx.pool,
-                ctx.settings,
                 collection,
                 prefix=body.prefix,
                 namespace=namespace,
@@ -407,15 +403,13 @@ class UpstashController(Controller):
             )
             return Ok([FetchResult.of(v, include) for v in rows])
         assert body.ids is not None
-        found = await vectors.fetch(
-            ctx.pool, ctx.settings, collection, [vector_id(i) for i in body.ids], namespace
-        )
+        found = await vectors.fetch(collection, [vector_id(i) for i in body.ids], namespace)
         return Ok([None if v is None else FetchResult.of(v, include) for v in found])
 
     @post(paths("range"), opt={"scope": "read"}, status_code=200, operation_id=operation_id)
     async def range(
         self,
-        ctx: AppContext,
+        upstash: UpstashIndex,
         request: Request[Any, Any, Any],
         collection: str,
         namespace: str | None = None,
@@ -424,8 +418,6 @@ class UpstashController(Controller):
         body: RangeBody = await required(request, RangeBody)
         include = include_of(body)
         rows, next_cursor = await upstash.range_page(
-            ctx.pool,
-            ctx.settings,
             collection,
             cursor=str(body.cursor),
             limit=body.limit,
@@ -444,7 +436,7 @@ class UpstashController(Controller):
     )
     async def delete(
         self,
-        ctx: AppContext,
+        vectors: Vectors,
         request: Request[Any, Any, Any],
         collection: str,
         namespace: str | None = None,
@@ -455,8 +447,6 @@ class UpstashController(Controller):
         if not isinstance(body, DeleteBody):
             body = DeleteBody(ids=body if isinstance(body, list) else [body])
         n = await vectors.delete(
-            ctx.pool,
-            ctx.settings,
             collection,
             ids=None if body.ids is None else [vector_id(i) for i in body.ids],
             prefix=body.prefix,
@@ -474,7 +464,7 @@ class UpstashController(Controller):
     )
     async def reset(
         self,
-        ctx: AppContext,
+        upstash: UpstashIndex,
         request: Request[Any, Any, Any],
         collection: str,
         namespace: str | None = None,
@@ -482,7 +472,7 @@ class UpstashController(Controller):
         """Delete every vector of the namespace, or of all namespaces with ?all."""
         # The SDK resets every namespace with a bare query flag: POST /reset?all
         every = "all" in request.query_params
-        await upstash.reset(ctx.pool, collection, None if every else (namespace or ""))
+        await upstash.reset(collection, None if every else (namespace or ""))
         return Ok(SUCCESS)
 
     @route(
@@ -492,9 +482,9 @@ class UpstashController(Controller):
         status_code=200,
         operation_id=operation_id,
     )
-    async def info(self, ctx: AppContext, collection: str) -> Ok:
+    async def info(self, collections: Collections, collection: str) -> Ok:
         """Vector counts, size on disk, dimension, similarity function, namespaces."""
-        i = await collections.info(ctx.pool, collection)
+        i = await collections.info(collection)
         return Ok(
             InfoResult(
                 vector_count=i.vector_count,
@@ -513,9 +503,9 @@ class UpstashController(Controller):
         status_code=200,
         operation_id=operation_id,
     )
-    async def list_namespaces(self, ctx: AppContext, collection: str) -> Ok:
+    async def list_namespaces(self, upstash: UpstashIndex, collection: str) -> Ok:
         """The namespaces' names; the default namespace "" is always there."""
-        return Ok(list(await upstash.namespaces(ctx.pool, collection)))
+        return Ok(list(await upstash.namespaces(collection)))
 
     @route(
         paths("delete-namespace"),
@@ -524,9 +514,11 @@ class UpstashController(Controller):
         status_code=200,
         operation_id=operation_id,
     )
-    async def delete_namespace(self, ctx: AppContext, collection: str, namespace: str = "") -> Ok:
+    async def delete_namespace(
+        self, vectors: Vectors, upstash: UpstashIndex, collection: str, namespace: str = ""
+    ) -> Ok:
         """Delete a namespace and its vectors."""
-        await upstash.delete_namespace(ctx.pool, collection, namespace)
+        await upstash.delete_namespace(collection, namespace)
         return Ok(SUCCESS)
 
     @route(
@@ -547,9 +539,8 @@ def error(message: str, status: int, headers: dict[str, str] | None = None) -> R
 
 
 def domain_error(request: Request[Any, Any, Any], exc: PgpagerError) -> Response[Any]:
-    if exc.status >= 500:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-    return error(exc.message, exc.status)
+    log_domain_error(request, exc)
+    return error(exc.message, exc.status, retry_after(exc))
 
 
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, get, post
 
-from pgpager.context import AppContext
 from pgpager.errors import VectorNotFound
 from pgpager.http.schemas import (
     Deleted,
@@ -16,7 +15,7 @@ from pgpager.http.schemas import (
     UpsertVectors,
     VectorRecord,
 )
-from pgpager.services import vectors
+from pgpager.services.vectors import Vectors
 
 
 class VectorsController(Controller):
@@ -24,14 +23,14 @@ class VectorsController(Controller):
     tags = ["vectors"]
 
     @post("/", opt={"scope": "write"}, status_code=200)
-    async def upsert(self, ctx: AppContext, name: str, data: UpsertVectors) -> Upserted:
+    async def upsert(self, vectors: Vectors, name: str, data: UpsertVectors) -> Upserted:
         items = [msgspec.structs.asdict(v) for v in data.vectors]
-        n = await vectors.upsert(ctx.pool, ctx.settings, name, items, data.namespace)
+        n = await vectors.upsert(name, items, data.namespace)
         return Upserted(upserted=n)
 
     @post("/fetch", opt={"scope": "read"}, status_code=200)
-    async def fetch(self, ctx: AppContext, name: str, data: FetchVectors) -> Fetched:
-        found = await vectors.fetch(ctx.pool, ctx.settings, name, data.ids, data.namespace)
+    async def fetch(self, vectors: Vectors, name: str, data: FetchVectors) -> Fetched:
+        found = await vectors.fetch(name, data.ids, data.namespace)
         return Fetched(
             [
                 None
@@ -44,10 +43,8 @@ class VectorsController(Controller):
         )
 
     @post("/delete", opt={"scope": "write"}, status_code=200)
-    async def delete(self, ctx: AppContext, name: str, data: DeleteVectors) -> Deleted:
+    async def delete(self, vectors: Vectors, name: str, data: DeleteVectors) -> Deleted:
         n = await vectors.delete(
-            ctx.pool,
-            ctx.settings,
             name,
             ids=data.ids,
             prefix=data.prefix,
@@ -58,9 +55,9 @@ class VectorsController(Controller):
 
     @get("/{vector_id:str}", opt={"scope": "read"})
     async def get_one(
-        self, ctx: AppContext, name: str, vector_id: str, namespace: str | None = None
+        self, vectors: Vectors, name: str, vector_id: str, namespace: str | None = None
     ) -> VectorRecord:
-        v = await vectors.get(ctx.pool, ctx.settings, name, vector_id, namespace)
+        v = await vectors.get(name, vector_id, namespace)
         if v is None:
             raise VectorNotFound(f"no vector {vector_id!r} in collection {name!r}", id=vector_id)
         return VectorRecord.of(v)

@@ -50,3 +50,17 @@ ORDER BY c.name
 
 -- name: count_rows
 SELECT count(*) FROM pgpager_data.{table}
+
+-- name: ping
+SELECT 1
+
+-- name: pgvector_version
+-- The installed version of pgvector, and the version that CREATE EXTENSION would install.
+SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'),
+       (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')
+
+-- name: database_exists
+SELECT 1 FROM pg_database WHERE datname = %(name)s
+
+-- name: create_database
+CREATE DATABASE {database}

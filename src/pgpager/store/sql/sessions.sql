@@ -163,3 +163,6 @@ WHERE NOT EXISTS (
     SELECT 1 FROM pgpager.query_sessions s
     WHERE s.id = i AND s.state = 'active' AND s.owner_instance IS NOT DISTINCT FROM %(me)s
 )
+
+-- name: listen
+LISTEN pgpager_handles

@@ -61,3 +61,7 @@ SELECT count(*) FROM pgpager_data.{table}
 
 -- name: copy_in
 COPY pgpager_data.{table} (id, namespace, embedding, metadata, data) FROM STDIN WITH (FORMAT BINARY)
+
+-- name: index_build_memory
+-- Building an HNSW index in one go is much faster when its graph fits in memory.
+SET LOCAL maintenance_work_mem = '512MB'

@@ -1,0 +1,244 @@
+"""Connections, and the storage boundary: driver errors become domain errors here, once.
+
+``Database`` is the process's connection pool. Every statement pgpager runs goes through
+``Database.connection()`` or ``connect()``; both turn a refused or lost connection, and a pool
+that has no connection to give, into ``DatabaseUnavailable`` (HTTP 503 with ``Retry-After``).
+The pool checks a connection before lending it, so connections left stale by a PostgreSQL
+restart are replaced instead of failing a request, and it reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg import errors as pgerrors
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from pgpager.errors import CollectionNotFound, ConfigurationError, DatabaseUnavailable
+from pgpager.settings import Settings
+from pgpager.store.queries import query
+
+log = logging.getLogger(__name__)
+
+MIN_PGVECTOR = (0, 8, 0)
+
+# Every connection of a server carries application_name "pgpager:<instance id>", so
+# pg_stat_activity shows which servers are running (``pgpager status``) and whose backend a
+# handle's cursor lives in (``pgpager handles show``).
+SERVER_APPLICATION_PREFIX = "pgpager:"
+
+# SQLSTATEs meaning "this connection is gone or cannot be had": class 08 (connection
+# exception), and the operator-intervention states of a server shutting down or starting up.
+_GONE_STATES = ("57P01", "57P02", "57P03")
+
+
+def server_application_name(instance_id: str) -> str:
+    return SERVER_APPLICATION_PREFIX + instance_id
+
+
+def with_application_name(url: str, application_name: str) -> str:
+    """The same connection string, tagged (works for URLs and key=value strings alike)."""
+    return make_conninfo(url, application_name=application_name)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether a driver error means the connection is gone (or could not be made), as opposed
+    to a statement that failed on a working connection."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _GONE_STATES
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def translated(what: str = "PostgreSQL") -> Iterator[None]:
+    """Turn a lost or refused connection into ``DatabaseUnavailable``, and a statement on a
+    table that no longer exists (a collection dropped meanwhile) into ``CollectionNotFound``."""
+    try:
+        yield
+    except pgerrors.UndefinedTable as exc:
+        raise CollectionNotFound(
+            "the collection does not exist (it was dropped meanwhile)"
+        ) from exc
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        if not connection_lost(exc):
+            raise
+        raise DatabaseUnavailable(f"{what} is unavailable: {_first_line(exc)}") from exc
+
+
+class Database(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
+    """The pool, with the storage boundary on ``connection()``.
+
+    While PostgreSQL is known to be down (a connection failed within the last
+    ``unavailable_wait_s`` x 10 seconds), a request waits at most ``unavailable_wait_s`` for a
+    connection instead of ``timeout_s``: callers get a quick 503, not a hung request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int,
+        max_size: int,
+        application_name: str,
+        timeout_s: float,
+        unavailable_wait_s: float,
+        name: str = "pgpager",
+    ) -> None:
+        super().__init__(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "application_name": application_name},
+            configure=configure_connection,
+            check=AsyncConnectionPool.check_connection,
+            # Give up a failed background reconnection soon: the next request that needs a
+            # connection starts a new attempt at once, instead of waiting out a long backoff.
+            reconnect_timeout=max(1.0, unavailable_wait_s * 4),
+            timeout=timeout_s,
+            open=False,
+            name=name,
+        )
+        self.url = url
+        self.timeout_s = timeout_s
+        self.unavailable_wait_s = unavailable_wait_s
+        self._down_at: float | None = None
+        self._last_error = ""
+
+    @property
+    def unavailable(self) -> bool:
+        down = self._down_at
+        return down is not None and time.monotonic() - down < self.unavailable_wait_s * 10
+
+    def _went_down(self, exc: BaseException) -> None:
+        if self._down_at is None:
+            log.warning("PostgreSQL became unavailable: %s", _first_line(exc))
+        self._down_at = time.monotonic()
+        if not isinstance(exc, PoolTimeout):
+            self._last_error = _first_line(exc)
+
+    def _came_back(self) -> None:
+        if self._down_at is not None:
+            log.info("PostgreSQL is available again")
+            self._down_at = None
+
+    @contextlib.asynccontextmanager
+    async def connection(  # the pool's own signature
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        wait = timeout if timeout is not None else self.timeout_s
+        if self.unavailable:
+            wait = min(wait, self.unavailable_wait_s)
+        try:
+            async with super().connection(timeout=wait) as conn:
+                self._came_back()
+                yield conn
+        except PoolTimeout as exc:
+            self._went_down(exc)
+            cause = f" (last error: {self._last_error})" if self._last_error else ""
+            raise DatabaseUnavailable(
+                f"no database connection within {wait:g} s: PostgreSQL is unreachable or all "
+                f"{self.max_size} connections are busy (PGPAGER_POOL_MAX_SIZE){cause}"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            if not connection_lost(exc):
+                raise
+            self._went_down(exc)
+            raise DatabaseUnavailable(f"PostgreSQL is unavailable: {_first_line(exc)}") from exc
+        except pgerrors.UndefinedTable as exc:
+            raise CollectionNotFound(
+                "the collection does not exist (it was dropped meanwhile)"
+            ) from exc
+
+    async def ping(self) -> None:
+        """One round trip; raises ``DatabaseUnavailable`` if PostgreSQL cannot be reached."""
+        async with self.connection() as conn:
+            await conn.execute(query("admin", "ping"))
+
+
+def check_server(url: str) -> None:
+    """Fail with one clear line if the server is unreachable or pgvector is missing or too old."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute(query("admin", "pgvector_version")).fetchone()
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+    installed, available = row if row else (None, None)
+    version = installed or available
+    if version is None:
+        raise ConfigurationError(
+            "the PostgreSQL server has no pgvector extension: install pgvector >= 0.8 "
+            "(e.g. the pgvector/pgvector Docker image, or apt install postgresql-NN-pgvector), "
+            "or unset PGPAGER_DATABASE_URL to use the embedded PostgreSQL"
+        )
+    if _version_tuple(version) < MIN_PGVECTOR:
+        hint = "ALTER EXTENSION vector UPDATE" if installed else "upgrade the pgvector package"
+        raise ConfigurationError(f"pgvector {version} is too old: pgpager needs >= 0.8 ({hint})")
+
+
+def ensure_database(admin_url: str, name: str) -> None:
+    """Create database ``name`` on the server of ``admin_url`` unless it exists."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute(query("admin", "database_exists"), {"name": name}).fetchone() is None:
+            conn.execute(query("admin", "create_database", database=name))
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    await register_vector_async(conn)
+
+
+async def open_database(
+    url: str, settings: Settings, *, name: str = "pgpager", application_name: str | None = None
+) -> Database:
+    """The pool of a server (or of the CLI, with smaller sizes), open and connected."""
+    db = Database(
+        url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        application_name=application_name or server_application_name(settings.instance_id),
+        timeout_s=settings.pool_timeout_s,
+        unavailable_wait_s=settings.db_unavailable_wait_s,
+        name=name,
+    )
+    try:
+        await db.open(wait=True, timeout=settings.pool_timeout_s)
+    except PoolTimeout as exc:
+        await db.close()
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL within {settings.pool_timeout_s:g} s "
+            "(PGPAGER_POOL_TIMEOUT_S)"
+        ) from exc
+    return db
+
+
+async def connect(url: str, what: str = "PostgreSQL") -> psycopg.AsyncConnection[Any]:
+    """A connection the pool does not own (cursor hosts, LISTEN, liveness), autocommit."""
+    with translated(what):
+        conn: psycopg.AsyncConnection[Any] = await psycopg.AsyncConnection.connect(
+            url, autocommit=True
+        )
+        await configure_connection(conn)
+    return conn

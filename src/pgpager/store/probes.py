@@ -1,0 +1,92 @@
+"""What ``pgpager bench`` reads straight from the database: versions and memory settings, the
+raw SQL cursor that is the floor for paging, the exact order that recall is measured against,
+and the backends holding a server's cursors. Synchronous: the bench calls these between its
+timed sections."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+
+from pgpager.cursors import HOST_SETTINGS
+from pgpager.store.collections import Collection
+from pgpager.store.queries import query
+from pgpager.store.search import Include, nearest
+
+
+def database_facts(url: str) -> dict[str, Any]:
+    """PostgreSQL's version and memory settings, and pgvector's version."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        row = cur.execute(query("probes", "database_facts")).fetchone()
+    return dict(row or {})
+
+
+def analyze(url: str, c: Collection) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(query("probes", "analyze", table=c.table))
+
+
+def sql_cursor_walk(
+    url: str, c: Collection, queries: Iterable[Any], *, ef_search: int, page: int, until: int
+) -> list[list[tuple[int, int]]]:
+    """The floor: per query, a cursor declared directly on a connection set up like a cursor
+    host (same SELECT, same scan settings), then ``FETCH page`` to ``until`` rows.
+
+    Returns, per query, (position before the fetch, nanoseconds) for every fetch.
+    """
+    walks: list[list[tuple[int, int]]] = []
+    with psycopg.connect(url) as conn:
+        register_vector(conn)
+        conn.execute(query("probes", "begin_like_a_host"))
+        for stmt in HOST_SETTINGS:
+            conn.execute(stmt)
+        conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef_search)))
+        select = nearest(c, include=Include())
+        fetch = query("probes", "fetch_floor", count=sql.Literal(page))
+        for q in queries:
+            conn.execute(
+                query("probes", "declare_floor", select=select),
+                {"q": np.asarray(q, dtype=np.float32), "namespace": ""},
+            )
+            walk: list[tuple[int, int]] = []
+            position = 0
+            while position < until:
+                t0 = time.perf_counter_ns()
+                rows = conn.execute(fetch).fetchall()
+                walk.append((position, time.perf_counter_ns() - t0))
+                if not rows:
+                    break
+                position += len(rows)
+            conn.execute(query("probes", "close_floor"))
+            walks.append(walk)
+        conn.rollback()
+    return walks
+
+
+def exact_top(url: str, c: Collection, q: Any, k: int) -> list[str]:
+    """The exact nearest ``k`` ids: ordered by an expression no index can serve, so every row
+    is scored and sorted (the order recall is measured against)."""
+    select = nearest(c, include=Include(), exact=True, limit_offset=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        register_vector(conn)
+        rows = conn.execute(
+            select,
+            {"q": np.asarray(q, dtype=np.float32), "namespace": "", "limit": k, "offset": 0},
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def host_backend_pids(url: str, instance_id: str) -> list[int]:
+    """Backends holding the cursors of one server instance (from the sessions table)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            query("probes", "host_backend_pids"), {"instance": instance_id}
+        ).fetchall()
+    return sorted(int(r[0]) for r in rows)

@@ -1,0 +1,27 @@
+-- name: database_facts
+SELECT current_setting('server_version') AS postgres,
+       current_setting('shared_buffers') AS shared_buffers,
+       current_setting('work_mem') AS work_mem,
+       (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector
+
+-- name: analyze
+ANALYZE {table}
+
+-- name: begin_like_a_host
+BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY
+
+-- name: declare_floor
+DECLARE floor NO SCROLL CURSOR FOR {select}
+
+-- name: fetch_floor
+FETCH {count} FROM floor
+
+-- name: close_floor
+CLOSE floor
+
+-- name: host_backend_pids
+-- Backends holding the cursors of one server instance (from the sessions table).
+SELECT DISTINCT s.owner_pid
+FROM pgpager.query_sessions AS s
+JOIN pg_stat_activity AS a ON a.pid = s.owner_pid
+WHERE s.owner_instance = %(instance)s AND s.owner_pid IS NOT NULL
