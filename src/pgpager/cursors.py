@@ -18,7 +18,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgpager.store.database import connect
+from pgpager.errors import DatabaseUnavailable
+from pgpager.store.database import connect, connection_lost, translated
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,18 @@ class CursorHost:
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is not None and not self._conn.closed:
             return self._conn
-        conn = await connect(self.url)
-        await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
-        for stmt in HOST_SETTINGS:
-            await conn.execute(stmt)
-        await conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(self.ef_search)))
+        conn = await connect(self.url, "PostgreSQL (cursor host)")
+        try:
+            with translated("PostgreSQL (cursor host)"):
+                await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+                for stmt in HOST_SETTINGS:
+                    await conn.execute(stmt)
+                await conn.execute(
+                    sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(self.ef_search))
+                )
+        except BaseException:
+            await conn.close()
+            raise
         self._conn = conn
         self.backend_pid = conn.info.backend_pid
         return conn
@@ -76,20 +84,27 @@ class CursorHost:
         self._conn = None
 
     async def declare(self, query: sql.Composable, params: dict[str, Any]) -> str:
+        """DECLARE a cursor for ``query``; returns its name. A connection found dead is replaced
+        once; ``DatabaseUnavailable`` if PostgreSQL cannot be reached."""
         name = "c_" + secrets.token_hex(8)
         stmt = sql.SQL("DECLARE {} NO SCROLL CURSOR FOR {}").format(sql.Identifier(name), query)
         async with self._lock:
-            conn = await self._connection()
-            try:
-                await conn.execute("SAVEPOINT sp")
-                await conn.execute(stmt, params)
-                await conn.execute("RELEASE SAVEPOINT sp")
-            except psycopg.OperationalError as exc:
-                await self._lost(exc)
-                raise CursorLost(str(exc)) from exc
-            except psycopg.Error:
-                await self._rollback(conn)
-                raise
+            for attempt in (1, 2):
+                conn = await self._connection()
+                try:
+                    await conn.execute("SAVEPOINT sp")
+                    await conn.execute(stmt, params)
+                    await conn.execute("RELEASE SAVEPOINT sp")
+                    break
+                except psycopg.Error as exc:
+                    if not connection_lost(exc):
+                        await self._rollback(conn)
+                        raise
+                    await self._lost(exc)
+                    if attempt == 2:
+                        raise DatabaseUnavailable(
+                            f"PostgreSQL (cursor host) is unavailable: {exc}".strip()
+                        ) from exc
             self.cursors.add(name)
         return name
 

@@ -366,11 +366,38 @@ class ResumableQueries:
 
     async def _continue(self, live: LiveCursor, k: int) -> Page:
         handle = live.session.id
-        metric = live.collection.metric
         out: list[Hit] = []
-        exhausted = False
+        try:
+            live, exhausted = await self._fill(live, k, out)
+            if exhausted:
+                await self._close(handle, "exhausted", "every matching row was delivered")
+        except Exception:
+            # The cursor (and its window) may have read rows that were not recorded: drop it, so
+            # that the next call rehydrates from what was recorded, with no gap.
+            live = self.live.get(handle, live)
+            await self.drop_local([handle])
+            if not out:
+                raise
+            # Rows recorded as delivered must reach the caller, or they would be lost for good.
+            log.warning(
+                "handle %s: returning the %d rows recorded before an error",
+                handle[:8],
+                len(out),
+                exc_info=True,
+            )
+            exhausted = False
+        # A batch that spans the switch to the exact phase holds rows the index missed, closer
+        # than its last ones: sorting keeps every batch in non-decreasing distance.
+        out.sort(key=lambda h: (h.distance, h.id))
+        return Page(handle, out, "exhausted" if exhausted else "active", live.position)
+
+    async def _fill(self, live: LiveCursor, k: int, out: list[Hit]) -> tuple[LiveCursor, bool]:
+        """Read and record up to ``k`` rows into ``out``. Returns the handle's cursor (a new one
+        if it was declared again) and whether the handle is exhausted."""
+        handle = live.session.id
+        metric = live.collection.metric
         retried = False
-        while len(out) < k and not exhausted:
+        while len(out) < k:
             need = k - len(out)
             try:
                 batch, ended = await self._read(live, need, metric)
@@ -384,7 +411,6 @@ class ResumableQueries:
                 # The HNSW scan is over; what it missed comes from the exact phase.
                 live = await self._redeclare(live, "exact", rehydrate=False)
                 continue
-            exhausted = ended
             if batch:
                 active, fresh = await sessions.record_delivery(
                     self.db, handle, [h.id for h in batch]
@@ -396,12 +422,9 @@ class ResumableQueries:
                 if len(fresh) < len(batch):
                     # Someone else delivered some of these (another instance had the handle).
                     live.position = await sessions.count_delivered(self.db, handle)
-        if exhausted:
-            await self._close(handle, "exhausted", "every matching row was delivered")
-        # A batch that spans the switch to the exact phase holds rows the index missed, closer
-        # than its last ones: sorting keeps every batch in non-decreasing distance.
-        out.sort(key=lambda h: (h.distance, h.id))
-        return Page(handle, out, "exhausted" if exhausted else "active", live.position)
+            if ended:
+                return live, True
+        return live, False
 
     async def _closed_meanwhile(self, live: LiveCursor) -> None:
         """record_delivery refused: the handle was closed (CLI, sweeper, another instance) or
