@@ -28,11 +28,20 @@ from pgpager.cursors import CursorHost, CursorHosts, CursorLost
 from pgpager.errors import HandleClosed, HandleNotFound, InvalidRequest, TooManyHandles
 from pgpager.services import validation
 from pgpager.settings import Settings
-from pgpager.store import collections, sessions
+from pgpager.store import collections, pages, sessions
 from pgpager.store.collections import Collection
 from pgpager.store.database import Database
 from pgpager.store.filters import compile_filter
-from pgpager.store.search import Hit, Include, count_matching, estimated_rows, hit, nearest
+from pgpager.store.search import (
+    SKIP_DELIVERED,
+    SKIP_NOTHING,
+    Hit,
+    Include,
+    estimated_rows,
+    hit,
+    nearest,
+)
+from pgpager.store.search import params as search_params
 from pgpager.store.sessions import Session
 
 log = logging.getLogger(__name__)
@@ -119,7 +128,7 @@ class ResumableQueries:
                 limit=cap,
             )
         exact = await self._restrictive(c, ns, where, filtered=bool(filter and filter.strip()))
-        handle = secrets.token_urlsafe(24)  # 192 random bits
+        handle = secrets.token_hex(24)  # 192 random bits; never starts with "-" (CLI arguments)
         query = {
             "vector": [float(x) for x in q],
             "top_k": top_k,
@@ -281,34 +290,29 @@ class ResumableQueries:
         cutoff = self.settings.flat_search_cutoff
         if not filtered and namespace == "" and await estimated_rows(self.db, c) > cutoff:
             return False
-        n = await count_matching(self.db, c, namespace, where, cutoff + 1)
+        async with self.db.connection() as conn:
+            n = await pages.count_matching(conn, c, namespace, where, bound=cutoff + 1)
         return n <= cutoff
 
-    def _params(self, session: Session) -> tuple[dict[str, Any], Include, Any]:
+    def _params(self, session: Session, c: Collection) -> tuple[dict[str, Any], Include, Any]:
         q = session.query
         where = compile_filter(q.get("filter"))
         inc = q.get("include", {})
         include = Include(
             bool(inc.get("vectors")), bool(inc.get("metadata")), bool(inc.get("data"))
         )
-        params = {
-            "q": np.asarray(q["vector"], dtype=np.float32),
-            "namespace": session.namespace,
-            "session_id": session.id,
-            **where.params,
-        }
+        vector = np.asarray(q["vector"], dtype=np.float32)
+        params = {**search_params(c, vector, session.namespace, where), "session_id": session.id}
         return params, include, where
 
     async def _declare(
         self, session: Session, phase: str, c: Collection, *, rehydrate: bool, position: int
     ) -> LiveCursor:
-        params, include, where = self._params(session)
+        params, include, where = self._params(session, c)
         # A fresh index cursor has nothing to skip; every other cursor skips what the handle
         # already delivered (cheap: a primary-key probe per row).
-        exclude = rehydrate or phase == "exact"
-        query = nearest(
-            c, include=include, where=where, exact=phase == "exact", exclude_session=exclude
-        )
+        skip = SKIP_DELIVERED if rehydrate or phase == "exact" else SKIP_NOTHING
+        query = nearest(c, include=include, where=where, exact=phase == "exact", skip=skip)
         host = self.hosts.pick()
         name = await host.declare(query, params)
         live = LiveCursor(
@@ -395,12 +399,11 @@ class ResumableQueries:
         """Read and record up to ``k`` rows into ``out``. Returns the handle's cursor (a new one
         if it was declared again) and whether the handle is exhausted."""
         handle = live.session.id
-        metric = live.collection.metric
         retried = False
         while len(out) < k:
             need = k - len(out)
             try:
-                batch, ended = await self._read(live, need, metric)
+                batch, ended = await self._read(live, need)
             except CursorLost:
                 if retried:
                     raise
@@ -439,16 +442,16 @@ class ResumableQueries:
         self._check_open(session)
         raise HandleClosed(f"this handle is {session.state}", state=session.state)
 
-    async def _read(self, live: LiveCursor, need: int, metric: str) -> tuple[list[Hit], bool]:
+    async def _read(self, live: LiveCursor, need: int) -> tuple[list[Hit], bool]:
         """Up to ``need`` rows in distance order, and whether the cursor has ended."""
         if live.phase == "exact":
             rows = await live.host.fetch(live.name, need)
-            return [hit(metric, r) for r in rows], len(rows) < need
+            return [hit(r) for r in rows], len(rows) < need
         want = need + WINDOW - len(live.buffer)
         ended = False
         if want > 0:
             rows = await live.host.fetch(live.name, want)
-            live.buffer.extend(hit(metric, r) for r in rows)
+            live.buffer.extend(hit(r) for r in rows)
             ended = len(rows) < want
         if ended:
             # Buffered rows are not delivered yet: the exact phase will return them in order.

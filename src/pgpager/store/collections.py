@@ -129,9 +129,7 @@ async def create(
                     )
                 )
         except (pgerrors.UniqueViolation, pgerrors.DuplicateTable) as exc:
-            raise CollectionExists(
-                f"collection {name!r} already exists", collection=name
-            ) from exc
+            raise CollectionExists(f"collection {name!r} already exists", collection=name) from exc
     return c
 
 

@@ -18,7 +18,7 @@ from pgpager.store.collections import Collection
 from pgpager.store.database import Database
 from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
-from pgpager.store.search import Hit, Include, floats, hit, nearest
+from pgpager.store.search import SKIP_IDS, SKIP_NOTHING, Hit, Include, floats, hit, nearest, params
 from pgpager.store.vectors import VectorOut
 
 Conn = psycopg.AsyncConnection[Any]
@@ -76,22 +76,24 @@ async def nearest_page(
     exclude: Sequence[str] = (),
 ) -> list[Hit]:
     """One slice of the nearest-first order: the index's stream, or with ``exact`` the
-    complete order by (distance, id). ``exclude`` leaves out rows by id (exact only)."""
-    if exclude:
-        # An anti-join stays a hash join when psycopg prepares the statement (a generic plan
-        # would scan an `<> ALL(array)` linearly for every row).
-        where = CompiledFilter(
-            sql.SQL(
-                "({}) AND NOT EXISTS (SELECT 1 FROM unnest(%(exclude)s::text[]) AS x(id) "
-                "WHERE x.id = t.id)"
-            ).format(where.sql),
-            {**where.params, "exclude": list(exclude)},
-        )
+    complete order by (distance, id). ``exclude`` leaves out rows by id."""
     cur = await conn.execute(
-        nearest(c, include=include, where=where, exact=exact, limit_offset=True),
-        {"q": q, "namespace": namespace, "limit": limit, "offset": offset, **where.params},
+        nearest(
+            c,
+            include=include,
+            where=where,
+            exact=exact,
+            skip=SKIP_IDS if exclude else SKIP_NOTHING,
+            limit_offset=True,
+        ),
+        {
+            **params(c, q, namespace, where),
+            "skip_ids": list(exclude),
+            "limit": limit,
+            "offset": offset,
+        },
     )
-    return [hit(c.metric, row) for row in await cur.fetchall()]
+    return [hit(row) for row in await cur.fetchall()]
 
 
 async def list_page(

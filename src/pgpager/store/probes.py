@@ -17,7 +17,7 @@ from psycopg import sql
 from pgpager.cursors import HOST_SETTINGS
 from pgpager.store.collections import Collection
 from pgpager.store.queries import query
-from pgpager.store.search import Include, nearest
+from pgpager.store.search import Include, nearest, params
 
 
 def database_facts(url: str) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def sql_cursor_walk(
         for q in queries:
             conn.execute(
                 query("probes", "declare_floor", select=select),
-                {"q": np.asarray(q, dtype=np.float32), "namespace": ""},
+                params(c, np.asarray(q, dtype=np.float32), "", None),
             )
             walk: list[tuple[int, int]] = []
             position = 0
@@ -78,7 +78,7 @@ def exact_top(url: str, c: Collection, q: Any, k: int) -> list[str]:
         register_vector(conn)
         rows = conn.execute(
             select,
-            {"q": np.asarray(q, dtype=np.float32), "namespace": "", "limit": k, "offset": 0},
+            {**params(c, np.asarray(q, dtype=np.float32), "", None), "limit": k, "offset": 0},
         ).fetchall()
     return [r[0] for r in rows]
 

@@ -21,7 +21,14 @@ _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 def _load(group: str) -> dict[str, str]:
     text = resources.files("pgpager.store").joinpath("sql", f"{group}.sql").read_text()
     parts = _NAME.split(text)
-    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+    return {parts[i]: _without_comments(parts[i + 1]) for i in range(1, len(parts), 2)}
+
+
+def _without_comments(block: str) -> str:
+    """The query without its full-line comments: they are for readers of the file, and text in
+    them (a ``{slot}``, a ``%(name)s``) must not be taken for part of the query."""
+    lines = [line for line in block.splitlines() if not line.lstrip().startswith("--")]
+    return "\n".join(lines).strip()
 
 
 def query(group: str, name: str, **identifiers: Any) -> sql.Composed | sql.SQL:

@@ -1,14 +1,15 @@
-"""The nearest-neighbour SELECT shared by offset search, resumable cursors and stored queries.
+"""The nearest-neighbour query shared by offset search, resumable cursors and stored queries
+(``sql/search.sql``), and the hits it returns.
 
-Scores follow Upstash Vector, in 0..1 with higher = more similar:
-cosine ``1 - d/2``; euclidean ``1 / (1 + d^2)``; dot_product ``(1 - d) / 2`` where ``d`` is the
-operator's value (``<#>`` is the negative inner product).
+Scores follow Upstash Vector, in 0..1 with higher = more similar, computed by the SQL function
+``pgpager.score``: cosine ``1 - d/2``; euclidean ``1 / (1 + d^2)``; dot_product ``(1 - d) / 2``
+where ``d`` is the operator's value (``<#>`` is the negative inner product).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from psycopg import sql
 
@@ -41,24 +42,11 @@ def floats(embedding: Any) -> list[float]:
     return [float(x) for x in values]
 
 
-def score(metric: str, distance: float) -> float:
-    if metric == "cosine":
-        return max(0.0, min(1.0, 1.0 - distance / 2.0))
-    if metric == "euclidean":
-        return 1.0 / (1.0 + distance * distance)
-    return max(0.0, min(1.0, (1.0 - distance) / 2.0))
-
-
-def columns(include: Include, distance: sql.Composable) -> sql.Composable:
-    return sql.SQL(", ").join(
-        [
-            sql.SQL("id"),
-            sql.SQL("{} AS distance").format(distance),
-            sql.SQL("embedding" if include.vectors else "NULL::vector AS embedding"),
-            sql.SQL("metadata" if include.metadata else "NULL::jsonb AS metadata"),
-            sql.SQL("data" if include.data else "NULL::text AS data"),
-        ]
-    )
+SKIP_NOTHING = "skip_nothing"
+SKIP_DELIVERED = "skip_delivered"
+"""Leave out what the handle ``%(session_id)s`` delivered."""
+SKIP_IDS = "skip_ids"
+"""Leave out the ids in ``%(skip_ids)s``."""
 
 
 def nearest(
@@ -67,84 +55,61 @@ def nearest(
     include: Include,
     where: CompiledFilter | None = None,
     exact: bool = False,
-    exclude_session: bool = False,
+    skip: str = SKIP_NOTHING,
     limit_offset: bool = False,
 ) -> sql.Composed:
-    """SELECT id, distance, embedding, metadata, data ORDER BY distance.
+    """The named query ``nearest`` for ``c``: rows (id, distance, score, embedding, metadata,
+    data) nearest first. Parameters: ``%(q)s``, ``%(metric)s`` (see ``params``),
+    ``%(namespace)s``, the filter's own, ``%(session_id)s`` or ``%(skip_ids)s`` for ``skip``,
+    and ``%(limit)s``/``%(offset)s`` with ``limit_offset``.
 
-    Parameters: ``%(q)s`` (the query vector), ``%(namespace)s``, the filter's own params,
-    ``%(session_id)s`` with ``exclude_session`` (skip ids that handle already delivered),
-    ``%(limit)s``/``%(offset)s`` with ``limit_offset``.
-
-    ``exact`` orders by an expression the HNSW index cannot serve (distance + 0, then id), so
-    the planner sorts every matching row: exact, complete, deterministic.
+    ``exact`` orders by an expression the HNSW index cannot serve, so the planner sorts every
+    matching row: exact, complete, deterministic.
     """
-    distance = sql.SQL("(embedding {} %(q)s)").format(c.operator)
-    conditions: list[sql.Composable] = [sql.SQL("namespace = %(namespace)s")]
-    if where is not None:
-        conditions.append(sql.SQL("({})").format(where.sql))
-    if exclude_session:
-        conditions.append(
-            sql.SQL(
-                "NOT EXISTS (SELECT 1 FROM pgpager.query_session_rows s "
-                "WHERE s.session_id = %(session_id)s AND s.row_id = t.id)"
-            )
-        )
-    order = (
-        sql.SQL("ORDER BY {} + 0, id").format(distance)
-        if exact
-        else sql.SQL("ORDER BY {}").format(distance)
+    distance = query("search", "distance", operator=c.operator)
+    return cast(
+        sql.Composed,
+        query(
+            "search",
+            "nearest",
+            table=c.table,
+            distance=distance,
+            embedding=sql.SQL("t.embedding" if include.vectors else "NULL::vector AS embedding"),
+            metadata=sql.SQL("t.metadata" if include.metadata else "NULL::jsonb AS metadata"),
+            data=sql.SQL("t.data" if include.data else "NULL::text AS data"),
+            condition=where.sql if where is not None else sql.SQL("TRUE"),
+            skip=query("search", skip),
+            order=query("search", "order_exact" if exact else "order_index", distance=distance),
+            limit=query("search", "limit_offset" if limit_offset else "no_limit"),
+        ),
     )
-    query = sql.SQL("SELECT {columns} FROM {table} AS t WHERE {conditions} {order}").format(
-        columns=columns(include, distance),
-        table=c.table,
-        conditions=sql.SQL(" AND ").join(conditions),
-        order=order,
-    )
-    if limit_offset:
-        query = sql.SQL("{} LIMIT %(limit)s OFFSET %(offset)s").format(query)
-    return query
 
 
-def hit(metric: str, row: tuple[Any, ...] | dict[str, Any]) -> Hit:
+def params(c: Collection, q: Any, namespace: str, where: CompiledFilter | None) -> dict[str, Any]:
+    """The parameters every ``nearest`` query takes."""
+    return {"q": q, "metric": c.metric, "namespace": namespace, **(where.params if where else {})}
+
+
+def hit(row: tuple[Any, ...] | dict[str, Any]) -> Hit:
     if isinstance(row, dict):
-        rid, dist, emb, meta, data = (
+        rid, dist, score, emb, meta, data = (
             row["id"],
             row["distance"],
+            row["score"],
             row["embedding"],
             row["metadata"],
             row["data"],
         )
     else:
-        rid, dist, emb, meta, data = row
+        rid, dist, score, emb, meta, data = row
     return Hit(
         id=rid,
         distance=float(dist),
-        score=score(metric, float(dist)),
+        score=float(score),
         vector=floats(emb) if emb is not None else None,
         metadata=meta,
         data=data,
     )
-
-
-async def count_matching(
-    pool: Database,
-    c: Collection,
-    namespace: str,
-    where: CompiledFilter | None,
-    limit: int,
-) -> int:
-    """How many rows match namespace and filter, counting no further than ``limit``."""
-    condition = where.sql if where is not None else sql.SQL("TRUE")
-    q = sql.SQL(
-        "SELECT count(*) FROM (SELECT 1 FROM {table} WHERE namespace = %(namespace)s "
-        "AND ({condition}) LIMIT %(limit)s) AS s"
-    ).format(table=c.table, condition=condition)
-    params = {"namespace": namespace, "limit": limit, **(where.params if where else {})}
-    async with pool.connection() as conn:
-        cur = await conn.execute(q, params)
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
 
 
 async def estimated_rows(pool: Database, c: Collection) -> float:

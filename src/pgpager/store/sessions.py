@@ -43,6 +43,8 @@ class Session:
     api_key_id: str | None
     closed_at: dt.datetime | None
     now: dt.datetime
+    overdue_reason: str | None
+    """Why this active handle should already be expired, if it should (SQL's rule)."""
 
     @property
     def idle_s(self) -> float:
@@ -58,15 +60,6 @@ class Session:
             self.last_used_at + dt.timedelta(seconds=self.max_idle_s),
             self.created_at + dt.timedelta(seconds=self.max_lifetime_s),
         )
-
-    @property
-    def overdue_reason(self) -> str | None:
-        """Why an active handle should already be expired, if it should."""
-        if self.age_s > self.max_lifetime_s:
-            return f"reached the maximum lifetime of {self.max_lifetime_s} s"
-        if self.idle_s > self.max_idle_s:
-            return f"idle for more than {self.max_idle_s} s"
-        return None
 
 
 @dataclass(frozen=True)
@@ -121,9 +114,7 @@ async def list_sessions(
         return [Session(**r) for r in await cur.fetchall()]
 
 
-async def record_delivery(
-    pool: Database, handle: str, ids: list[str]
-) -> tuple[bool, set[str]]:
+async def record_delivery(pool: Database, handle: str, ids: list[str]) -> tuple[bool, set[str]]:
     """Record ids as delivered. Returns whether the handle is still active (and not overdue),
     and which of the ids are new for it; only those may be sent."""
     async with pool.connection() as conn:
@@ -192,9 +183,7 @@ async def request_recycle(pool: Database) -> None:
         await conn.execute(query("sessions", "notify_closed"), {"payload": RECYCLE})
 
 
-async def expire_idle(
-    pool: Database, limit: int, *, dry_run: bool = False
-) -> list[Closed]:
+async def expire_idle(pool: Database, limit: int, *, dry_run: bool = False) -> list[Closed]:
     name = "preview_expire_idle" if dry_run else "expire_idle"
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(query("sessions", name), {"limit": limit})

@@ -30,7 +30,7 @@ from pgpager.store.collections import Collection
 from pgpager.store.database import Database, connect, translated
 from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
-from pgpager.store.search import Include, nearest
+from pgpager.store.search import SKIP_IDS, SKIP_NOTHING, Include, nearest, params
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ async def search_rows(
     completed from the exact order of the rows it did not deliver if it ends early. One
     snapshot for all of it.
     """
-    params = {"q": vector, "namespace": namespace, **where.params}
+    values = params(c, vector, namespace, where)
     conn = await connect(database_url)
     try:
         async with conn.transaction():
@@ -415,19 +415,17 @@ async def search_rows(
                     scan_mem_multiplier=2.0,
                 )
             delivered: list[str] = []
-            async for chunk in _search_cursor(conn, c, where, include, exact, limit, params):
+            async for chunk in _search_cursor(
+                conn, c, where, include, exact, SKIP_NOTHING, limit, values
+            ):
                 if not exact:
                     delivered.extend(i.decode() for i, _ in chunk)
                 yield [j for _, j in chunk]
             if not exact and len(delivered) < limit:
                 await pages.use_sort(conn)
-                rest = CompiledFilter(
-                    sql.SQL("({}) AND t.id <> ALL(%(exclude)s::text[])").format(where.sql),
-                    {**where.params, "exclude": delivered},
-                )
-                tail = {**params, **rest.params}
+                tail = {**values, "skip_ids": delivered}
                 async for chunk in _search_cursor(
-                    conn, c, rest, include, True, limit - len(delivered), tail
+                    conn, c, where, include, True, SKIP_IDS, limit - len(delivered), tail
                 ):
                     yield [j for _, j in chunk]
     except psycopg.Error as exc:
@@ -442,18 +440,15 @@ async def _search_cursor(
     where: CompiledFilter,
     include: Include,
     exact: bool,
+    skip: str,
     limit: int,
-    params: dict[str, Any],
+    values: dict[str, Any],
 ) -> AsyncIterator[list[tuple[bytes, bytes]]]:
-    declare = query(
-        "stored",
-        "declare_search",
-        score=_score(c.metric),
-        nearest=nearest(c, include=include, where=where, exact=exact, limit_offset=True),
-    )
+    select = nearest(c, include=include, where=where, exact=exact, skip=skip, limit_offset=True)
+    declare = query("stored", "declare_search", nearest=select)
     async with conn.cursor() as cur:
         cur.adapters.register_loader("text", _RawText)
-        await cur.execute(declare, {**params, "limit": limit, "offset": 0})
+        await cur.execute(declare, {**values, "limit": limit, "offset": 0})
         fetch = query("stored", "fetch", n=sql.Literal(FETCH_ROWS))
         while True:
             await cur.execute(fetch, binary=True)
@@ -463,15 +458,6 @@ async def _search_cursor(
             if len(rows) < FETCH_ROWS:
                 break
         await cur.execute("CLOSE pgpager_stored")
-
-
-def _score(metric: str) -> sql.Composable:
-    """The same scores as ``store.search.score``, in SQL over ``h.distance``."""
-    if metric == "cosine":
-        return sql.SQL("greatest(0.0, least(1.0, 1.0 - h.distance / 2.0))")
-    if metric == "euclidean":
-        return sql.SQL("1.0 / (1.0 + h.distance * h.distance)")
-    return sql.SQL("greatest(0.0, least(1.0, (1.0 - h.distance) / 2.0))")
 
 
 async def write_rows(

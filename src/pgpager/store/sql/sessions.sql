@@ -20,7 +20,10 @@ CASE WHEN state = 'active'
      ELSE position
 END AS position,
 phase, state, state_reason, created_at, last_used_at, max_idle_s, max_lifetime_s,
-owner_instance, owner_pid, cursor_name, api_key_id, closed_at, now() AS now
+owner_instance, owner_pid, cursor_name, api_key_id, closed_at, now() AS now,
+CASE WHEN state = 'active'
+     THEN pgpager.handle_overdue(created_at, last_used_at, max_idle_s, max_lifetime_s)
+END AS overdue_reason
 
 -- name: get_session
 SELECT {columns}
@@ -44,12 +47,12 @@ LIMIT %(limit)s
 -- instances. Nothing is inserted unless the handle is active and not overdue. The session row
 -- itself is not rewritten on every call: cursor hosts hold back VACUUM, so each rewrite would
 -- leave a dead version behind and make every later lookup slower. last_used_at is touched at
--- most once a second (idle times have that resolution).
+-- most once a second, and at least every tenth of max_idle: idle times are never more than
+-- 10% (or 1 s) stale, so a handle used just within its max_idle never expires in use.
 WITH s AS (
     SELECT id FROM pgpager.query_sessions
     WHERE id = %(id)s AND state = 'active'
-      AND last_used_at + make_interval(secs => max_idle_s) >= now()
-      AND created_at + make_interval(secs => max_lifetime_s) >= now()
+      AND pgpager.handle_overdue(created_at, last_used_at, max_idle_s, max_lifetime_s) IS NULL
 ), ins AS (
     INSERT INTO pgpager.query_session_rows (session_id, row_id)
     SELECT s.id, r FROM s, unnest(%(ids)s::text[]) AS r
@@ -58,7 +61,9 @@ WITH s AS (
 ), touched AS (
     UPDATE pgpager.query_sessions q SET last_used_at = now()
     FROM s
-    WHERE q.id = s.id AND q.last_used_at < now() - interval '1 second'
+    WHERE q.id = s.id
+      AND q.last_used_at < now() - least(interval '1 second',
+                                         make_interval(secs => q.max_idle_s / 10.0))
     RETURNING q.id
 )
 SELECT EXISTS (SELECT 1 FROM s) AS active, array(SELECT row_id FROM ins) AS delivered,
@@ -91,18 +96,13 @@ DELETE FROM pgpager.query_session_rows WHERE session_id = %(id)s
 -- name: expire_idle
 -- One sweeper step: handles idle past max_idle or older than their lifetime, a bounded batch.
 WITH due AS (
-    SELECT id,
-           CASE WHEN created_at + make_interval(secs => max_lifetime_s) < now()
-                THEN format('reached the maximum lifetime of %%s s', max_lifetime_s)
-                ELSE format('idle for more than %%s s', max_idle_s)
-           END AS reason
-    FROM pgpager.query_sessions
-    WHERE state = 'active'
-      AND (last_used_at + make_interval(secs => max_idle_s) < now()
-           OR created_at + make_interval(secs => max_lifetime_s) < now())
+    SELECT id, reason
+    FROM pgpager.query_sessions,
+         pgpager.handle_overdue(created_at, last_used_at, max_idle_s, max_lifetime_s) AS reason
+    WHERE state = 'active' AND reason IS NOT NULL
     ORDER BY last_used_at
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF query_sessions SKIP LOCKED
 )
 UPDATE pgpager.query_sessions s
 SET state = 'expired', state_reason = due.reason, closed_at = now(),
@@ -112,15 +112,10 @@ WHERE s.id = due.id
 RETURNING s.id, s.owner_instance, s.cursor_name, s.state_reason
 
 -- name: preview_expire_idle
-SELECT id, owner_instance, cursor_name,
-       CASE WHEN created_at + make_interval(secs => max_lifetime_s) < now()
-            THEN format('reached the maximum lifetime of %%s s', max_lifetime_s)
-            ELSE format('idle for more than %%s s', max_idle_s)
-       END AS state_reason
-FROM pgpager.query_sessions
-WHERE state = 'active'
-  AND (last_used_at + make_interval(secs => max_idle_s) < now()
-       OR created_at + make_interval(secs => max_lifetime_s) < now())
+SELECT id, owner_instance, cursor_name, reason AS state_reason
+FROM pgpager.query_sessions,
+     pgpager.handle_overdue(created_at, last_used_at, max_idle_s, max_lifetime_s) AS reason
+WHERE state = 'active' AND reason IS NOT NULL
 ORDER BY last_used_at
 LIMIT %(limit)s
 

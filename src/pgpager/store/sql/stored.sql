@@ -141,7 +141,7 @@ SELECT to_jsonb(t)::text FROM (
 -- name: declare_search
 DECLARE pgpager_stored NO SCROLL CURSOR FOR
 SELECT h.id,
-       (jsonb_build_object('id', h.id, 'score', {score}, 'distance', h.distance)
+       (jsonb_build_object('id', h.id, 'score', h.score, 'distance', h.distance)
         || CASE WHEN h.embedding IS NULL THEN '{{}}'::jsonb
                 ELSE jsonb_build_object('vector', to_jsonb(h.embedding::real[])) END
         || CASE WHEN h.metadata IS NULL THEN '{{}}'::jsonb
