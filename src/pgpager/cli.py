@@ -165,10 +165,9 @@ class Duration(click.ParamType[float, Any]):
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, database_url: str | None, data_dir: Path | None) -> None:
     """pgpager: pagination server for vector search on PostgreSQL + pgvector."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from pgpager import logs
+
+    logs.configure("debug" if verbose else "warning", "text", access_log=False)
     ctx.obj = Obj(verbose, {"database_url": database_url, "data_dir": data_dir})
 
 
@@ -212,11 +211,13 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
     """Run the HTTP server (on the embedded PostgreSQL unless a database URL is set)."""
     import uvicorn
 
+    from pgpager import logs
     from pgpager.http.app import create_app
     from pgpager.runtime import database
 
     settings = run(obj, lambda: obj.settings(host=host, port=port, log_level=log_level))
-    logging.getLogger("pgpager").setLevel(log_level.upper())
+    level = "debug" if obj.verbose else settings.log_level
+    run(obj, lambda: logs.configure(level, settings.log_format, settings.access_log))
 
     def check() -> None:
         if not settings.keys() and not is_loopback(settings.host):
@@ -234,9 +235,7 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
                 if settings.database_url
                 else f"embedded PostgreSQL in {settings.data_dir}"
             )
-            click.echo(
-                f"pgpager: serving on http://{settings.host}:{settings.port} ({where})", err=True
-            )
+            log.info("serving on http://%s:%s (%s)", settings.host, settings.port, where)
             # uvicorn re-raises the signal that stopped it once it has shut down; with the
             # default SIGTERM action that would kill us before the embedded server is stopped.
             signal.signal(signal.SIGTERM, lambda signum, frame: None)
@@ -244,7 +243,10 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
                 create_app(settings, url),
                 host=settings.host,
                 port=settings.port,
-                log_level=settings.log_level,
+                # Logging is configured above: no uvicorn formatters, no levels of its own.
+                log_config=None,
+                log_level=None,
+                access_log=settings.access_log,
                 timeout_graceful_shutdown=10,
             )
 

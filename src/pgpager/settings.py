@@ -18,6 +18,13 @@ ENV_PREFIX = "PGPAGER_"
 
 SCOPES = ("read", "write", "sql", "admin")
 
+LOG_FORMATS = ("text", "json")
+
+BOOLEANS = {
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
+
 
 def _doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     """A dataclass field whose documentation travels with it (README table, ``--help``)."""
@@ -97,6 +104,14 @@ class Settings:
         "",
     )
     log_level: str = _doc("Log level: debug, info, warning, error.", "info")
+    log_format: str = _doc(
+        "Log format on stderr: text (one line per record) or json (one object per line: ts, "
+        "level, logger, message, exc).",
+        "text",
+    )
+    access_log: bool = _doc(
+        "Log every HTTP request (uvicorn's access log): 1/true/yes/on or 0/false/no/off.", False
+    )
 
     # --- vectors --------------------------------------------------------------------------
     max_batch_size: int = _doc("Most vectors in one upsert/fetch/delete request.", 1000)
@@ -185,6 +200,10 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.keys()  # validate early: a bad key spec is a start-up error, not a runtime one
+        if settings.log_format not in LOG_FORMATS:
+            raise ValueError(
+                f"{ENV_PREFIX}LOG_FORMAT={settings.log_format!r}: use {' or '.join(LOG_FORMATS)}"
+            )
         return settings
 
     def keys(self) -> tuple[ApiKey, ...]:
@@ -196,6 +215,14 @@ class Settings:
 
 def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if kind.startswith("bool"):
+        flag = BOOLEANS.get(raw.strip().lower())
+        if flag is None:
+            raise ValueError(
+                f"{ENV_PREFIX}{f.name.upper()}={raw!r}: expected a boolean "
+                "(1/0, true/false, yes/no, on/off)"
+            )
+        return flag
     try:
         if kind.startswith("int"):
             return int(raw)
@@ -214,6 +241,8 @@ def documented_settings() -> list[tuple[str, str, str]]:
     for f in dataclasses.fields(Settings):
         if f.default is not dataclasses.MISSING:
             default = "" if f.default is None else str(f.default)
+            if isinstance(f.default, bool):
+                default = default.lower()
         elif f.name == "data_dir":
             default = "<user data dir>/pgpager/postgres"
         else:

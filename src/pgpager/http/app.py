@@ -68,6 +68,9 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         dependencies={name: _provider(name) for name in SERVICES},
         guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
+        # Litestar's default logging config takes over the root logger (its own format, INFO
+        # for every library); pgpager.logs configures logging once for the whole process.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="pgpager",
             version=__version__,
