@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -11,7 +15,27 @@ from psycopg.types.json import Jsonb
 
 from pgpager.bench.data import clustered
 
-__all__ = ["clustered", "exact_order", "load"]
+__all__ = ["clustered", "eventually", "exact_order", "load"]
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout_s: float = 10.0,
+    interval_s: float = 0.02,
+    what: str = "the condition",
+) -> None:
+    """Poll ``check`` (sync or async) until it is true; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s} s")
+        await asyncio.sleep(interval_s)
 
 
 def load(
