@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from pgpager.errors import DatabaseUnavailable
-from pgpager.store.database import connect, connection_lost, translated
+from pgpager.store.database import connect, connection_lost, domain_error, translated
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,10 @@ class CursorHost:
                 except psycopg.Error as exc:
                     if not connection_lost(exc):
                         await self._rollback(conn)
-                        raise
+                        error = domain_error(exc)
+                        if error is None:
+                            raise
+                        raise error from exc
                     await self._lost(exc)
                     if attempt == 2:
                         raise DatabaseUnavailable(

@@ -16,6 +16,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from pgpager import __version__
 from pgpager.http.auth import auth_guard
 from pgpager.http.errors import EXCEPTION_HANDLERS
+from pgpager.http.request import StrictRequest
 from pgpager.http.routes.collections import CollectionsController
 from pgpager.http.routes.queries import ROUTES as QUERY_ROUTES
 from pgpager.http.routes.resumable import ResumableController, ResumableStartController
@@ -68,6 +69,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         dependencies={name: _provider(name) for name in SERVICES},
         guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=StrictRequest,
         # Litestar's default logging config takes over the root logger (its own format, INFO
         # for every library); pgpager.logs configures logging once for the whole process.
         logging_config=None,

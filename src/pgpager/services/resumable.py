@@ -119,14 +119,6 @@ class ResumableQueries:
         c = await collections.find(self.db, collection)
         q = validation.vector(vector, c.dimension, "vector")
 
-        active = await sessions.count_active(self.db)
-        cap = self.settings.max_active_handles
-        if active >= cap:
-            raise TooManyHandles(
-                f"{active} resumable queries are active and the limit is {cap}: stop handles "
-                "you no longer need, or raise PGPAGER_MAX_ACTIVE_HANDLES",
-                limit=cap,
-            )
         exact = await self._restrictive(c, ns, where, filtered=bool(filter and filter.strip()))
         handle = secrets.token_hex(24)  # 192 random bits; never starts with "-" (CLI arguments)
         query = {
@@ -139,8 +131,10 @@ class ResumableQueries:
                 "data": include.data,
             },
         }
-        session = await sessions.insert(
+        cap = self.settings.max_active_handles
+        session = await sessions.insert_within_cap(
             self.db,
+            cap,
             id=handle,
             collection=c.name,
             namespace=ns,
@@ -151,6 +145,12 @@ class ResumableQueries:
             owner_instance=self.settings.instance_id,
             api_key_id=api_key_id,
         )
+        if session is None:
+            raise TooManyHandles(
+                f"{cap} resumable queries are active, the limit: stop handles you no longer "
+                "need, or raise PGPAGER_MAX_ACTIVE_HANDLES",
+                limit=cap,
+            )
         metrics.handle_events.labels("started").inc()
         async with self._exclusive(handle):
             live = await self._declare(session, session.phase, c, rehydrate=False, position=0)

@@ -8,6 +8,8 @@ import base64
 import binascii
 from typing import Any
 
+import msgspec
+
 from pgpager.errors import InvalidCursor, InvalidRequest, NamespaceNotFound
 from pgpager.services import validation
 from pgpager.services.offset import OffsetPages
@@ -200,6 +202,11 @@ class UpstashIndex:
             if meta is None:
                 return stored
             if mode == "PATCH":
+                if isinstance(stored, msgspec.Raw):
+                    raise InvalidRequest(
+                        "the stored metadata nests too deeply to patch: overwrite it instead",
+                        field="metadataUpdateMode",
+                    )
                 patched: dict[str, Any] = merge_patch(stored or {}, meta)
                 return patched
             return meta

@@ -15,6 +15,8 @@ COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # pgvector's HNSW index supports up to 2,000 dimensions for the vector type.
 HNSW_MAX_DIMENSION = 2000
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_JSON_DEPTH = 64
+"""Most levels of nesting in metadata sent to pgpager (rows written with SQL may nest deeper)."""
 
 
 def collection_name(name: str) -> str:
@@ -67,14 +69,30 @@ def vector(value: Any, dim: int, where: str) -> np.ndarray[Any, np.dtype[np.floa
     return np.asarray(value, dtype=np.float32)
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def json_value(value: Any, what: str, where: str) -> None:
+    """A JSON value pgpager stores: no NUL character (PostgreSQL cannot store one in text or
+    jsonb) and at most ``MAX_JSON_DEPTH`` levels of nesting. Walked without recursion, so no
+    depth can overflow the stack here."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidRequest(
+                    f"{where}: {what} must not contain NUL characters", item=where
+                )
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidRequest(
+                    f"{where}: {what} nests deeper than {MAX_JSON_DEPTH} levels, the limit",
+                    item=where,
+                    limit=MAX_JSON_DEPTH,
+                )
+            if isinstance(item, dict):
+                stack.extend((k, depth) for k in item)
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
 
 
 def metadata(value: Any, where: str) -> dict[str, Any] | None:
@@ -82,8 +100,7 @@ def metadata(value: Any, where: str) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise InvalidRequest(f"{where}: metadata must be a JSON object", item=where)
-    if _has_nul(value):
-        raise InvalidRequest(f"{where}: metadata must not contain NUL characters", item=where)
+    json_value(value, "metadata", where)
     return value
 
 

@@ -27,7 +27,8 @@ class Vectors:
         items: Sequence[dict[str, Any]],
         namespace: str | None = None,
     ) -> int:
-        """Validate the whole batch, then write it in one transaction. Returns the count written."""
+        """Validate the whole batch, then write it in one transaction. Returns the number of
+        vectors written (an id given twice is one vector: the last one wins)."""
         ns = validation.namespace(namespace)
         validation.batch(items, "vectors", self.settings.max_batch_size)
         dim = (await collections.find(self.db, collection)).dimension
@@ -45,7 +46,7 @@ class Vectors:
                 data=validation.data(item.get("data"), where),
             )
         await vectors.upsert(self.db, collection, ns, list(by_id.values()))
-        return len(items)
+        return len(by_id)
 
     async def fetch(
         self,

@@ -15,13 +15,21 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import msgspec
 import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg import errors as pgerrors
 from psycopg.conninfo import make_conninfo
+from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pgpager.errors import CollectionNotFound, ConfigurationError, DatabaseUnavailable
+from pgpager.errors import (
+    CollectionNotFound,
+    ConfigurationError,
+    DatabaseUnavailable,
+    InvalidRequest,
+    PgpagerError,
+)
 from pgpager.settings import Settings
 from pgpager.store.queries import query
 
@@ -64,20 +72,29 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def domain_error(exc: BaseException, what: str = "PostgreSQL") -> PgpagerError | None:
+    """The domain error a driver error stands for, or None if it is a bug of pgpager's:
+    a lost or refused connection, a table dropped meanwhile (a collection), or a value that
+    PostgreSQL refuses (a NUL character in text, a number out of range)."""
+    if connection_lost(exc):
+        return DatabaseUnavailable(f"{what} is unavailable: {_first_line(exc)}")
+    if isinstance(exc, pgerrors.UndefinedTable):
+        return CollectionNotFound("the collection does not exist (it was dropped meanwhile)")
+    if isinstance(exc, psycopg.DataError):
+        return InvalidRequest(f"PostgreSQL refused a value of this request: {_first_line(exc)}")
+    return None
+
+
 @contextlib.contextmanager
 def translated(what: str = "PostgreSQL") -> Iterator[None]:
-    """Turn a lost or refused connection into ``DatabaseUnavailable``, and a statement on a
-    table that no longer exists (a collection dropped meanwhile) into ``CollectionNotFound``."""
+    """Raise driver errors that stand for a domain error (``domain_error``) as that error."""
     try:
         yield
-    except pgerrors.UndefinedTable as exc:
-        raise CollectionNotFound(
-            "the collection does not exist (it was dropped meanwhile)"
-        ) from exc
-    except (psycopg.OperationalError, PoolTimeout) as exc:
-        if not connection_lost(exc):
+    except (psycopg.Error, PoolTimeout) as exc:
+        error = domain_error(exc, what)
+        if error is None:
             raise
-        raise DatabaseUnavailable(f"{what} is unavailable: {_first_line(exc)}") from exc
+        raise error from exc
 
 
 class Database(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
@@ -155,15 +172,13 @@ class Database(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
                 f"no database connection within {wait:g} s: PostgreSQL is unreachable or all "
                 f"{self.max_size} connections are busy (PGPAGER_POOL_MAX_SIZE){cause}"
             ) from exc
-        except psycopg.OperationalError as exc:
-            if not connection_lost(exc):
+        except psycopg.Error as exc:
+            error = domain_error(exc)
+            if error is None:
                 raise
-            self._went_down(exc)
-            raise DatabaseUnavailable(f"PostgreSQL is unavailable: {_first_line(exc)}") from exc
-        except pgerrors.UndefinedTable as exc:
-            raise CollectionNotFound(
-                "the collection does not exist (it was dropped meanwhile)"
-            ) from exc
+            if isinstance(error, DatabaseUnavailable):
+                self._went_down(exc)
+            raise error from exc
 
     async def ping(self) -> None:
         """One round trip; raises ``DatabaseUnavailable`` if PostgreSQL cannot be reached."""
@@ -206,8 +221,20 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+def load_json(data: bytes | bytearray | memoryview | str) -> Any:
+    """json and jsonb values as Python objects; one that nests deeper than a decoder can go
+    (easy to write with SQL) stays its JSON text, which responses pass on verbatim."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    try:
+        return msgspec.json.decode(raw)
+    except RecursionError:
+        return msgspec.Raw(raw)
+
+
 async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
     await register_vector_async(conn)
+    set_json_loads(load_json, conn)
+    set_json_dumps(msgspec.json.encode, conn)  # writes a Raw (see load_json) back verbatim
 
 
 async def open_database(

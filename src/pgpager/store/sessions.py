@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from pgpager.errors import CollectionNotFound
 from pgpager.store.database import Database, connect, translated
 from pgpager.store.queries import query
 
@@ -70,20 +72,24 @@ class Closed:
     reason: str | None = None
 
 
-async def count_active(pool: Database) -> int:
-    async with pool.connection() as conn:
-        cur = await conn.execute(query("sessions", "count_active"))
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-async def insert(pool: Database, **values: Any) -> Session:
+async def insert_within_cap(db: Database, cap: int, **values: Any) -> Session | None:
+    """Insert a handle's row unless ``cap`` handles are active already (None then). Atomic
+    across every instance on the database: starts take turns on a transaction lock, so a
+    burst of starts cannot overshoot the cap."""
     values["query"] = Jsonb(values["query"])
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
-        row = await cur.fetchone()
-    assert row is not None
-    return Session(**row)
+    try:
+        async with db.connection() as conn, conn.transaction():
+            await conn.execute(query("sessions", "lock_handle_cap"))
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                query("sessions", "insert_session", columns=_columns()), {**values, "cap": cap}
+            )
+            row = await cur.fetchone()
+    except pgerrors.ForeignKeyViolation as exc:
+        raise CollectionNotFound(
+            "the collection does not exist (it was dropped meanwhile)"
+        ) from exc
+    return Session(**row) if row else None
 
 
 async def get(pool: Database, handle: str) -> Session | None:

@@ -21,6 +21,8 @@ from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
 from pgpager.store.search import Include, floats
 
+DEADLOCK_ATTEMPTS = 3
+
 
 @dataclass(frozen=True)
 class VectorIn:
@@ -51,24 +53,32 @@ def _out(row: dict[str, Any], include_vectors: bool = True) -> VectorOut:
 async def upsert(
     pool: Database, collection: str, namespace: str, items: Sequence[VectorIn]
 ) -> Collection:
-    """All-or-nothing: one transaction, committed (and so durable) before we return."""
-    async with pool.connection() as conn:
-        c = await collections.get(conn, collection)
-        async with conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(
-                query("vectors", "upsert", table=c.table_name),
-                [
-                    {
-                        "id": v.id,
-                        "namespace": namespace,
-                        "embedding": v.vector,
-                        "metadata": None if v.metadata is None else Jsonb(v.metadata),
-                        "data": v.data,
-                    }
-                    for v in items
-                ],
-            )
-    return c
+    """All-or-nothing: one transaction, committed (and so durable) before we return.
+
+    Rows are written in id order, so concurrent batches that share ids lock them in the same
+    order and cannot deadlock each other; a deadlock with another kind of write (a delete by
+    prefix or filter) rolls the batch back whole, and it is tried again."""
+    rows = [
+        {
+            "id": v.id,
+            "namespace": namespace,
+            "embedding": v.vector,
+            "metadata": None if v.metadata is None else Jsonb(v.metadata),
+            "data": v.data,
+        }
+        for v in sorted(items, key=lambda v: v.id)
+    ]
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            async with pool.connection() as conn:
+                c = await collections.get(conn, collection)
+                async with conn.transaction(), conn.cursor() as cur:
+                    await cur.executemany(query("vectors", "upsert", table=c.table_name), rows)
+            return c
+        except pgerrors.DeadlockDetected:
+            if attempt == DEADLOCK_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def fetch(

@@ -17,9 +17,10 @@ import msgspec
 from litestar import Controller, Request, Response, Router, post, route
 from litestar.exceptions import HTTPException, ValidationException
 
-from pgpager.errors import BadRequest, InvalidRequest, NotFound, NotSupported, PgpagerError
+from pgpager.errors import InvalidRequest, NotFound, NotSupported, PgpagerError
 from pgpager.http.auth import key_id
 from pgpager.http.errors import log_domain_error, retry_after
+from pgpager.http.request import decode_body
 from pgpager.services.collections import Collections
 from pgpager.services.resumable import ResumableQueries
 from pgpager.services.upstash import UpstashIndex
@@ -177,12 +178,7 @@ async def decode(request: Request[Any, Any, Any], type_: Any) -> Any:
     raw = await request.body()
     if not raw.strip():
         return None
-    try:
-        return msgspec.json.decode(raw, type=type_)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"invalid request body: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    return decode_body(raw, type_)
 
 
 async def required(request: Request[Any, Any, Any], type_: Any) -> Any:

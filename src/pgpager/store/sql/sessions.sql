@@ -1,13 +1,15 @@
--- name: count_active
-SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active'
+-- name: lock_handle_cap
+-- Starts take turns (for the rest of their transaction) so that the count below is exact.
+SELECT pg_advisory_xact_lock(hashtext('pgpager.handle_cap'), 0)
 
 -- name: insert_session
+-- Nothing is inserted once %(cap)s handles are active (under lock_handle_cap).
 INSERT INTO pgpager.query_sessions
     (id, collection, namespace, query, phase, max_idle_s, max_lifetime_s, owner_instance,
      api_key_id)
-VALUES
-    (%(id)s, %(collection)s, %(namespace)s, %(query)s, %(phase)s, %(max_idle_s)s,
-     %(max_lifetime_s)s, %(owner_instance)s, %(api_key_id)s)
+SELECT %(id)s, %(collection)s, %(namespace)s, %(query)s, %(phase)s, %(max_idle_s)s,
+       %(max_lifetime_s)s, %(owner_instance)s, %(api_key_id)s
+WHERE (SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active') < %(cap)s
 RETURNING {columns}
 
 -- name: session_columns
