@@ -1,0 +1,91 @@
+"""``pgpager serve``: the HTTP server."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+
+import click
+
+from pgpager.cli.common import Obj, env, run
+from pgpager.errors import ConfigurationError
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option(
+    "--host",
+    envvar=env("host"),
+    show_envvar=True,
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind. A non-loopback address requires API keys.",
+)
+@click.option(
+    "--port",
+    envvar=env("port"),
+    show_envvar=True,
+    default=8000,
+    show_default=True,
+    type=int,
+    help="Port to bind.",
+)
+@click.option(
+    "--log-level",
+    envvar=env("log_level"),
+    show_envvar=True,
+    default="info",
+    show_default=True,
+    help="Log level: debug, info, warning, error.",
+)
+@click.pass_obj
+def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
+    """Run the HTTP server (on the embedded PostgreSQL unless a database URL is set)."""
+    import uvicorn
+
+    from pgpager.http.app import create_app
+    from pgpager.runtime import database
+
+    settings = run(obj, lambda: obj.settings(host=host, port=port, log_level=log_level))
+    logging.getLogger("pgpager").setLevel(log_level.upper())
+
+    def check() -> None:
+        if not settings.keys() and not is_loopback(settings.host):
+            raise ConfigurationError(
+                f"refusing to serve on {settings.host} without API keys: set PGPAGER_API_KEYS "
+                "(e.g. 'a-long-secret:admin') or bind to 127.0.0.1"
+            )
+
+    run(obj, check)
+
+    def go() -> None:
+        with database(settings, exclusive=True) as url:
+            where = (
+                "external PostgreSQL"
+                if settings.database_url
+                else f"embedded PostgreSQL in {settings.data_dir}"
+            )
+            click.echo(
+                f"pgpager: serving on http://{settings.host}:{settings.port} ({where})", err=True
+            )
+            # uvicorn re-raises the signal that stopped it once it has shut down; with the
+            # default SIGTERM action that would kill us before the embedded server is stopped.
+            signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            uvicorn.run(
+                create_app(settings, url),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                timeout_graceful_shutdown=10,
+            )
+
+    run(obj, go)
