@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pgpager.cli.common import Obj, run
+from pgpager.cli.common import Obj
 
 
 @click.command()
@@ -65,4 +65,4 @@ def bench(
         out_dir=out_dir,
         keep=keep,
     )
-    run(obj, lambda: run_bench(obj.settings(), config))
+    run_bench(obj.settings(), config)

@@ -1,17 +1,17 @@
 """What every command shares: the root's options (``Obj``), running a command against the
-runtime, confirmations, and the shared options and parameter types."""
+runtime, confirmations, and the shared options and parameter types. Commands just raise: the
+root's ``main`` turns errors into one line and an exit code."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import psycopg
 
 from pgpager.errors import PgpagerError
 from pgpager.settings import ENV_PREFIX, Settings
@@ -20,49 +20,28 @@ if TYPE_CHECKING:
     from pgpager.runtime import Runtime
 
 T = TypeVar("T")
-log = logging.getLogger("pgpager")
 
 
 def env(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
+@dataclass
 class Obj:
-    """What the root command hands its subcommands."""
+    """What the root command hands its subcommands. ``main`` creates it before the root's
+    options are parsed (so that it can tell whether ``-v`` was given); the root fills it in."""
 
-    def __init__(self, verbose: bool, overrides: dict[str, Any]) -> None:
-        self.verbose = verbose
-        self.overrides = overrides
+    verbose: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def settings(self, **more: Any) -> Settings:
         return Settings.from_env(**{**self.overrides, **more})
 
 
-def fail(message: str, code: int = 1) -> None:
-    # One line, whatever the message: psycopg's connection errors span several.
-    click.echo(f"pgpager: error: {' '.join(message.split())}", err=True)
-    sys.exit(code)
+class NotConfirmed(PgpagerError):
+    """Not confirmed; nothing was changed."""
 
-
-def run(obj: Obj, fn: Callable[[], T]) -> T:
-    """Run ``fn``; domain and database errors become one line on stderr and exit code 1."""
-    try:
-        return fn()
-    except (PgpagerError, psycopg.Error, ValueError, OSError) as exc:
-        if obj.verbose:
-            raise
-        if isinstance(exc, PgpagerError):
-            message = exc.message
-        elif isinstance(exc, psycopg.Error):
-            message = f"database error: {exc}"
-        else:
-            message = str(exc)
-        fail(message)
-        raise AssertionError("unreachable") from None
-
-
-def run_async(obj: Obj, coro_fn: Callable[[], Awaitable[T]]) -> T:
-    return run(obj, lambda: asyncio.run(coro_fn()))  # type: ignore[arg-type]
+    code = "not_confirmed"
 
 
 def with_runtime(
@@ -79,7 +58,7 @@ def with_runtime(
     command options."""
     from pgpager.runtime import Runtime, database
 
-    settings = run(obj, lambda: obj.settings(**overrides))
+    settings = obj.settings(**overrides)
 
     async def go(url: str) -> T:
         async with Runtime.open(settings, url, serve=False) as rt:
@@ -87,11 +66,8 @@ def with_runtime(
                 await rt.admin.require_schema()
             return await fn(rt)
 
-    def do() -> T:
-        with database(settings, migrate=migrate) as url:
-            return asyncio.run(go(url))
-
-    return run(obj, do)
+    with database(settings, migrate=migrate) as url:
+        return asyncio.run(go(url))
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -99,14 +75,16 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        fail(f"{question} needs confirmation, but stdin is not a terminal: pass --yes")
+        raise NotConfirmed(
+            f"{question} needs confirmation, but stdin is not a terminal: pass --yes"
+        )
     try:
         ok = click.confirm(f"{question}?", default=False, err=True)
     except click.Abort:
         ok = False
         click.echo("", err=True)
     if not ok:
-        fail("not confirmed; nothing was changed")
+        raise NotConfirmed("not confirmed; nothing was changed")
 
 
 json_option = click.option(

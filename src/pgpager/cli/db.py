@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pgpager.cli.common import Obj, confirm, json_option, run, yes_option
+from pgpager.cli.common import Obj, confirm, json_option, yes_option
 
 
 @click.group()
@@ -20,12 +20,9 @@ def upgrade(obj: Obj, revision: str) -> None:
     from pgpager import migrations
     from pgpager.runtime import database
 
-    def do() -> None:
-        with database(obj.settings(), migrate=False) as url:
-            migrations.upgrade(url, revision)
-            click.echo(f"at revision {migrations.current(url)}")
-
-    run(obj, do)
+    with database(obj.settings(), migrate=False) as url:
+        migrations.upgrade(url, revision)
+        click.echo(f"at revision {migrations.current(url)}")
 
 
 @db.command()
@@ -39,12 +36,9 @@ def downgrade(obj: Obj, revision: str, yes: bool) -> None:
 
     confirm(f"downgrade the schema to {revision} (this can drop data)", yes)
 
-    def do() -> None:
-        with database(obj.settings(), migrate=False) as url:
-            migrations.downgrade(url, revision)
-            click.echo(f"at revision {migrations.current(url)}")
-
-    run(obj, do)
+    with database(obj.settings(), migrate=False) as url:
+        migrations.downgrade(url, revision)
+        click.echo(f"at revision {migrations.current(url)}")
 
 
 @db.command()
@@ -55,11 +49,8 @@ def current(obj: Obj, as_json: bool) -> None:
     from pgpager import migrations, render
     from pgpager.runtime import database
 
-    def do() -> tuple[str | None, str | None]:
-        with database(obj.settings(), migrate=False) as url:
-            return migrations.current(url), migrations.head()
-
-    revision, head = run(obj, do)
+    with database(obj.settings(), migrate=False) as url:
+        revision, head = migrations.current(url), migrations.head()
     if as_json:
         render.print_json({"current": revision, "head": head, "up_to_date": revision == head})
     else:

@@ -8,7 +8,7 @@ import signal
 
 import click
 
-from pgpager.cli.common import Obj, env, run
+from pgpager.cli.common import Obj, env
 from pgpager.errors import ConfigurationError
 
 
@@ -55,7 +55,7 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
     from pgpager.http.app import create_app
     from pgpager.runtime import database
 
-    settings = run(obj, lambda: obj.settings(host=host, port=port, log_level=log_level))
+    settings = obj.settings(host=host, port=port, log_level=log_level)
     logging.getLogger("pgpager").setLevel(log_level.upper())
 
     def check() -> None:
@@ -65,7 +65,7 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
                 "(e.g. 'a-long-secret:admin') or bind to 127.0.0.1"
             )
 
-    run(obj, check)
+    check()
 
     def go() -> None:
         with database(settings, exclusive=True) as url:
@@ -88,4 +88,4 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
                 timeout_graceful_shutdown=10,
             )
 
-    run(obj, go)
+    go()
