@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import ipaddress
 import logging
 import signal
+import socket
 
 import click
 
 from pgpager.cli.common import Obj, env
-from pgpager.errors import ConfigurationError
+from pgpager.errors import ConfigurationError, PortInUse
 
 
 def is_loopback(host: str) -> bool:
@@ -19,6 +22,43 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to ``host:port`` (one per address the host resolves to, as asyncio's
+    ``create_server`` makes them), not yet listening: uvicorn listens on them once the app is
+    ready. Binding first tells a busy port before the database starts, and leaves no window in
+    which another program could take the port."""
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"cannot serve on {host!r}: {exc.strerror}") from exc
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise PortInUse(
+                        f"port {port} on {host} is in use: stop the other server or set "
+                        "PGPAGER_PORT"
+                    ) from exc
+                raise ConfigurationError(
+                    f"cannot serve on {host}:{port}: {exc.strerror or exc}"
+                ) from exc
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 @click.command()
@@ -66,6 +106,7 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
             )
 
     check()
+    sockets = bind(settings.host, settings.port)
 
     def go() -> None:
         with database(settings, exclusive=True) as url:
@@ -80,12 +121,19 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
             # uvicorn re-raises the signal that stopped it once it has shut down; with the
             # default SIGTERM action that would kill us before the embedded server is stopped.
             signal.signal(signal.SIGTERM, lambda signum, frame: None)
-            uvicorn.run(
+            config = uvicorn.Config(
                 create_app(settings, url),
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level,
                 timeout_graceful_shutdown=10,
             )
+            # uvicorn.run() without its own bind: the server listens on the sockets bound above.
+            with contextlib.suppress(KeyboardInterrupt):
+                uvicorn.Server(config).run(sockets=sockets)
 
-    go()
+    try:
+        go()
+    finally:
+        for sock in sockets:
+            sock.close()
