@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,37 +18,6 @@ STATES = ("active", "exhausted", "stopped", "expired")
 @click.group()
 def handles() -> None:
     """Resumable-query handles: list, inspect, stop, sweep."""
-
-
-def handle_view(s: Session) -> dict[str, Any]:
-    q = s.query
-    return {
-        "id": s.id,
-        "collection": s.collection,
-        "namespace": s.namespace,
-        "state": s.state,
-        "state_reason": s.state_reason,
-        "phase": s.phase,
-        "position": s.position,
-        "top_k": q.get("top_k"),
-        "filter": q.get("filter"),
-        "include": q.get("include", {}),
-        "created_at": s.created_at,
-        "last_used_at": s.last_used_at,
-        "age_s": round(s.age_s, 3),
-        "idle_s": round(s.idle_s, 3),
-        "max_idle_s": s.max_idle_s,
-        "max_lifetime_s": s.max_lifetime_s,
-        "expires_at": s.expires_at if s.state == "active" else None,
-        "closed_at": s.closed_at,
-        "owner_instance": s.owner_instance,
-        "owner_pid": s.owner_pid,
-        "api_key_id": s.api_key_id,
-    }
-
-
-def expires_in(s: Session) -> float | None:
-    return (s.expires_at - s.now).total_seconds() if s.state == "active" else None
 
 
 @handles.command("list")
@@ -81,6 +50,7 @@ def handles_list(
 ) -> None:
     """List handles, newest first."""
     from pgpager import render
+    from pgpager.services.resumable import HandleView
 
     async def go(rt: Runtime) -> list[Session]:
         return await rt.admin.list_handles(
@@ -92,8 +62,9 @@ def handles_list(
         )
 
     found = with_runtime(obj, go)
+    views = [HandleView.of(s) for s in found]
     if as_json:
-        render.print_json([handle_view(s) for s in found])
+        render.print_json(views)
         return
     if not found:
         render.line("no handles match")
@@ -112,17 +83,17 @@ def handles_list(
         ],
         [
             (
-                s.id,
-                s.collection,
-                s.state,
-                s.phase,
-                s.position,
-                render.duration(s.age_s),
-                render.duration(s.idle_s),
-                render.duration(expires_in(s)),
-                s.owner_instance or "-",
+                v.id,
+                v.collection,
+                v.state,
+                v.phase,
+                v.position,
+                render.duration(v.age_s),
+                render.duration(v.idle_s),
+                render.duration(v.expires_in_s(s.now)),
+                v.owner_instance or "-",
             )
-            for s in found
+            for s, v in zip(found, views, strict=True)
         ],
     )
     if len(found) == limit:
@@ -137,56 +108,60 @@ def handles_show(obj: Obj, handle: str, as_json: bool) -> None:
     """Show one handle: its query, progress, timing, owner and whether its cursor is open."""
     from pgpager import render
     from pgpager.services.admin import HandleDetail
+    from pgpager.services.resumable import HandleView
 
     async def go(rt: Runtime) -> HandleDetail:
         return await rt.admin.handle_detail(handle)
 
     d = with_runtime(obj, go)
     s = d.session
+    v = HandleView.of(s)
     vector = s.query.get("vector") or []
     if as_json:
-        view = handle_view(s)
-        view["vector_dimension"] = len(vector)
-        view["query"] = s.query
-        view["backend"] = d.backend
-        view["cursor"] = {"status": d.cursor, "detail": d.cursor_detail}
-        render.print_json(view)
+        render.print_json(
+            {
+                **render.jsonable(v),
+                "vector_dimension": len(vector),
+                "query": s.query,
+                "backend": d.backend,
+                "cursor": {"status": d.cursor, "detail": d.cursor_detail},
+            }
+        )
         return
-    include = s.query.get("include", {})
-    flags = ", ".join(k for k in ("vectors", "metadata", "data") if include.get(k)) or "ids only"
+    flags = ", ".join(k for k in ("vectors", "metadata", "data") if v.include.get(k)) or "ids only"
     head = ", ".join(f"{x:.4g}" for x in vector[:4]) + (", ..." if len(vector) > 4 else "")
     b = d.backend
     backend = (
         f"pid {b.pid} ({b.application_name}, {b.state}, in transaction since "
         f"{render.when(b.xact_start)})"
         if b
-        else (f"pid {s.owner_pid}: gone" if s.owner_pid else None)
+        else (f"pid {v.owner_pid}: gone" if v.owner_pid else None)
     )
     render.fields(
         [
-            ("handle", s.id),
-            ("collection", s.collection),
-            ("namespace", repr(s.namespace)),
+            ("handle", v.id),
+            ("collection", v.collection),
+            ("namespace", repr(v.namespace)),
             ("vector", f"{len(vector)}-d [{head}]"),
-            ("top_k", s.query.get("top_k")),
-            ("filter", s.query.get("filter")),
+            ("top_k", v.top_k),
+            ("filter", v.filter),
             ("include", flags),
-            ("state", s.state + (f" ({s.state_reason})" if s.state_reason else "")),
-            ("phase", s.phase),
-            ("position", f"{s.position} rows delivered"),
-            ("created", f"{render.when(s.created_at)} ({render.duration(s.age_s)} ago)"),
-            ("last used", f"{render.when(s.last_used_at)} ({render.duration(s.idle_s)} ago)"),
-            ("max idle", render.duration(s.max_idle_s)),
+            ("state", v.state + (f" ({v.state_reason})" if v.state_reason else "")),
+            ("phase", v.phase),
+            ("position", f"{v.position} rows delivered"),
+            ("created", f"{render.when(v.created_at)} ({render.duration(v.age_s)} ago)"),
+            ("last used", f"{render.when(v.last_used_at)} ({render.duration(v.idle_s)} ago)"),
+            ("max idle", render.duration(v.max_idle_s)),
             (
                 "expires",
-                f"{render.when(s.expires_at)} (in {render.duration(expires_in(s))})"
-                if s.state == "active"
-                else f"closed {render.when(s.closed_at)}",
+                f"{render.when(v.expires_at)} (in {render.duration(v.expires_in_s(s.now))})"
+                if v.expires_at is not None
+                else f"closed {render.when(v.closed_at)}",
             ),
-            ("owner", s.owner_instance),
+            ("owner", v.owner_instance),
             ("backend", backend),
             ("cursor", f"{d.cursor}: {d.cursor_detail}"),
-            ("api key", s.api_key_id),
+            ("api key", v.api_key_id),
         ]
     )
 
