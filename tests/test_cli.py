@@ -400,6 +400,12 @@ def test_help_shows_environment_variables(pg_url: str) -> None:
         assert group in root
 
 
+def test_help_documents_the_exit_codes(pg_url: str) -> None:
+    root = " ".join(ok(pg_url, "--help").stdout.split())
+    assert "Exit codes: 0 ok 1 operational failure" in root
+    assert "2 usage error 130 interrupted" in root
+
+
 def test_confirmation_on_a_terminal(fresh_db_url: str) -> None:
     """With a terminal, the question is asked: 'n' changes nothing, 'y' stops the handle."""
     ok(fresh_db_url, "collections", "create", "asked", "-d", "3")

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,28 @@ def test_non_loopback_without_keys_is_refused() -> None:
     assert r.returncode == 1
     assert "PGPAGER_API_KEYS" in r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_busy_port_is_one_line_before_the_database_starts() -> None:
+    data_dir = Path("/tmp") / f"pgps-{os.getpid()}-{time.monotonic_ns() % 10**6}" / "pg"
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        r = subprocess.run(
+            [*PGPAGER, "serve"],
+            env=env(PGPAGER_DATA_DIR=str(data_dir), PGPAGER_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines() == [
+        f"pgpager: error: port {port} on 127.0.0.1 is in use: stop the other server or set "
+        "PGPAGER_PORT"
+    ]
+    assert "Traceback" not in r.stderr
+    assert not data_dir.exists(), "the embedded database was started for nothing"
 
 
 @pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:1/none"])

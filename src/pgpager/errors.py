@@ -42,6 +42,10 @@ class DataDirectoryLocked(ConfigurationError):
     """Another pgpager server is already using this data directory."""
 
 
+class PortInUse(ConfigurationError):
+    """Another program is listening on this port."""
+
+
 # --- caller mistakes --------------------------------------------------------------------------
 class InvalidRequest(PgpagerError):
     """The request is not valid."""

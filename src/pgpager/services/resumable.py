@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import secrets
 import time
@@ -78,6 +79,65 @@ class Page:
     results: list[Hit]
     state: str
     position: int
+
+
+@dataclass(frozen=True)
+class HandleView:
+    """A handle as callers see it, made once from its ``Session``: the HTTP status of a handle
+    and the CLI's ``handles list/show`` both render this view."""
+
+    id: str
+    collection: str
+    namespace: str
+    state: str
+    state_reason: str | None
+    phase: str
+    position: int
+    top_k: int
+    filter: str | None
+    include: dict[str, bool]
+    created_at: dt.datetime
+    last_used_at: dt.datetime
+    age_s: float
+    idle_s: float
+    max_idle_s: int
+    max_lifetime_s: int
+    expires_at: dt.datetime | None
+    """When the handle expires unless it is used again; None once it is closed."""
+    closed_at: dt.datetime | None
+    owner_instance: str | None
+    owner_pid: int | None
+    api_key_id: str | None
+
+    @classmethod
+    def of(cls, s: Session) -> HandleView:
+        q = s.query
+        return cls(
+            id=s.id,
+            collection=s.collection,
+            namespace=s.namespace,
+            state=s.state,
+            state_reason=s.state_reason,
+            phase=s.phase,
+            position=s.position,
+            top_k=int(q.get("top_k", 0)),
+            filter=q.get("filter"),
+            include=q.get("include", {}),
+            created_at=s.created_at,
+            last_used_at=s.last_used_at,
+            age_s=round(s.age_s, 3),
+            idle_s=round(s.idle_s, 3),
+            max_idle_s=s.max_idle_s,
+            max_lifetime_s=s.max_lifetime_s,
+            expires_at=s.expires_at if s.state == "active" else None,
+            closed_at=s.closed_at,
+            owner_instance=s.owner_instance,
+            owner_pid=s.owner_pid,
+            api_key_id=s.api_key_id,
+        )
+
+    def expires_in_s(self, now: dt.datetime) -> float | None:
+        return None if self.expires_at is None else (self.expires_at - now).total_seconds()
 
 
 def check_k(value: int, what: str) -> int:

@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, post
 
 from pgpager.http.auth import key_id
 from pgpager.http.schemas import SearchHit, Strict
-from pgpager.services.resumable import Page, ResumableQueries
+from pgpager.services.resumable import HandleView, Page, ResumableQueries
 from pgpager.store.search import Include
 from pgpager.store.sessions import Session
 
@@ -59,21 +59,22 @@ class HandleStatus(msgspec.Struct):
 
     @classmethod
     def of(cls, s: Session) -> HandleStatus:
+        v = HandleView.of(s)
         return cls(
-            handle=s.id,
-            collection=s.collection,
-            namespace=s.namespace,
-            state=s.state,
-            state_reason=s.state_reason,
-            phase=s.phase,
-            position=s.position,
-            top_k=int(s.query.get("top_k", 0)),
-            filter=s.query.get("filter"),
-            created_at=s.created_at,
-            last_used_at=s.last_used_at,
-            idle_seconds=round(s.idle_s, 3),
-            max_idle=s.max_idle_s,
-            expires_at=s.expires_at if s.state == "active" else None,
+            handle=v.id,
+            collection=v.collection,
+            namespace=v.namespace,
+            state=v.state,
+            state_reason=v.state_reason,
+            phase=v.phase,
+            position=v.position,
+            top_k=v.top_k,
+            filter=v.filter,
+            created_at=v.created_at,
+            last_used_at=v.last_used_at,
+            idle_seconds=v.idle_s,
+            max_idle=v.max_idle_s,
+            expires_at=v.expires_at,
         )
 
 
