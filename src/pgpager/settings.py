@@ -129,6 +129,11 @@ class Settings:
     stored_query_concurrency: int = _doc(
         "Stored queries this instance runs at once; more wait in state QUEUED.", 4
     )
+    stored_query_concurrency_per_key: int = _doc(
+        "Stored queries one API key runs at once on this instance; its others wait QUEUED "
+        "while other keys' queries start (without API keys only the global limit applies).",
+        2,
+    )
     stored_query_max_rows: int = _doc(
         "Most rows one stored query may keep; a larger result fails the query.", 10_000_000
     )

@@ -2,9 +2,10 @@
 PostgreSQL, and page them by cursor or offset at the same cost at any depth.
 
 ``StoredQueries`` runs the queries of this instance as named asyncio tasks (at most
-``stored_query_concurrency`` at once; the rest wait QUEUED) and fails what is left when the
-server stops. A query whose instance died is marked FAILED, never re-run: re-running a query
-the caller may have given up on would spend the database's time on nobody's behalf.
+``stored_query_concurrency`` at once, ``stored_query_concurrency_per_key`` per API key; the rest
+wait QUEUED) and fails what is left when the server stops. A query whose instance died is
+marked FAILED, never re-run: re-running a query the caller may have given up on would spend the
+database's time on nobody's behalf.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -174,16 +175,19 @@ class StoredQueries:
         self.tasks: dict[str, asyncio.Task[PgpagerError | None]] = {}
         self._reasons: dict[str, str] = {}
         self._slots = asyncio.Semaphore(max(1, settings.stored_query_concurrency))
+        # One more semaphore per API key (keys come from the settings: a bounded dict), taken
+        # before a global slot: a key's queries past its cap wait without holding one.
+        self._key_slots: dict[str, asyncio.Semaphore] = {}
 
     @property
     def instance_id(self) -> str:
         return self.settings.instance_id
 
     def submit(
-        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int
+        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int, *, key_id: str | None
     ) -> asyncio.Task[PgpagerError | None]:
         task = asyncio.create_task(
-            self._run(query_id, job, timeout_ms), name=f"pgpager-stored-query-{query_id}"
+            self._run(query_id, job, timeout_ms, key_id), name=f"pgpager-stored-query-{query_id}"
         )
         self.tasks[query_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(query_id, None))
@@ -218,14 +222,26 @@ class StoredQueries:
         except Exception:
             log.exception("could not mark this instance's stored queries FAILED")
 
+    def _key_slot(self, key_id: str | None) -> AbstractAsyncContextManager[Any]:
+        """At most ``stored_query_concurrency_per_key`` running queries per API key, so that
+        one key's slow queries cannot hold every global slot. Without keys there is one
+        caller: the global limit alone."""
+        if key_id is None:
+            return nullcontext()
+        slot = self._key_slots.get(key_id)
+        if slot is None:
+            cap = max(1, self.settings.stored_query_concurrency_per_key)
+            slot = self._key_slots[key_id] = asyncio.Semaphore(cap)
+        return slot
+
     async def _run(
-        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int
+        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int, key_id: str | None
     ) -> PgpagerError | None:
         """Run one query to COMPLETED or FAILED. Returns the error instead of raising it, so an
         async query's task never ends with an exception nobody retrieves."""
         started: float | None = None
         try:
-            async with self._slots:
+            async with self._key_slot(key_id), self._slots:
                 if not await stored.mark_running(self.pool, query_id):
                     return QueryNotFound(f"stored query {query_id} was deleted before it ran")
                 started = time.monotonic()
@@ -434,7 +450,7 @@ async def run(
         owner_instance=runs.instance_id,
         keep_s=keep_s,
     )
-    task = runs.submit(query_id, job, timeout_ms)
+    task = runs.submit(query_id, job, timeout_ms, key_id=caller.key_id)
     if run_async:
         return Started(await _get(runs, query_id), stored.Page(b"[]", 0), None)
     # Shielded: a client that hangs up does not cancel the run; its result stays stored.
