@@ -138,8 +138,9 @@ class Settings:
         "Most rows one stored query may keep; a larger result fails the query.", 10_000_000
     )
     sql_reader_password: str | None = _doc(
-        "Password of the pgpager_reader role that stored SQL queries log in as. Empty: pgpager "
-        "keeps a random one in the database and sets it (ALTER ROLE) when a login fails.",
+        "Password of the reader roles that stored SQL queries log in as (one per API key, "
+        "pgpager_reader_ followed by the key id). Empty: pgpager keeps a random one in the "
+        "database and sets it (ALTER ROLE) when a login fails.",
         None,
     )
 

@@ -178,6 +178,9 @@ class StoredQueries:
         # One more semaphore per API key (keys come from the settings: a bounded dict), taken
         # before a global slot: a key's queries past its cap wait without holding one.
         self._key_slots: dict[str, asyncio.Semaphore] = {}
+        self._readers: set[str] = set()
+        """Reader roles provisioned by this process (``stored.provision_reader``)."""
+        self._provisioning = asyncio.Lock()
 
     @property
     def instance_id(self) -> str:
@@ -246,7 +249,7 @@ class StoredQueries:
                     return QueryNotFound(f"stored query {query_id} was deleted before it ran")
                 started = time.monotonic()
                 async with asyncio.timeout(timeout_ms / 1000):
-                    written = await self._execute(query_id, job, timeout_ms, started)
+                    written = await self._execute(query_id, job, timeout_ms, started, key_id)
             if written is None:
                 return QueryNotFound(f"stored query {query_id} was deleted while it ran")
             metrics.stored_queries.labels("COMPLETED").inc()
@@ -269,7 +272,12 @@ class StoredQueries:
         return error
 
     async def _execute(
-        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int, started: float
+        self,
+        query_id: str,
+        job: _SqlJob | _SearchJob,
+        timeout_ms: int,
+        started: float,
+        key_id: str | None,
     ) -> stored.Written | None:
         def elapsed_ms() -> int:
             return int((time.monotonic() - started) * 1000)
@@ -277,7 +285,7 @@ class StoredQueries:
         settings = self.settings
         keep = {"max_rows": settings.stored_query_max_rows, "ttl_s": settings.stored_query_ttl_s}
         if isinstance(job, _SqlJob):
-            reader = await self._connect_reader(timeout_ms)
+            reader = await self._connect_reader(timeout_ms, key_id)
             try:
                 rows = stored.sql_rows(reader, job.text, job.parameters, timeout_ms=timeout_ms)
                 async with aclosing(rows) as chunks:
@@ -306,18 +314,34 @@ class StoredQueries:
                 self.database_url, query_id, chunks, elapsed_ms=elapsed_ms, **keep
             )
 
-    async def _connect_reader(self, timeout_ms: int) -> stored.Conn:
+    async def _connect_reader(self, timeout_ms: int, key_id: str | None) -> stored.Conn:
+        """A connection as the key's own reader role, created and checked on first use."""
+        role = stored.reader_role(key_id)
         configured = self.settings.sql_reader_password
         password = configured or self.secret.reader_password
+        await self._provision(role, password)
         try:
-            return await stored.connect_reader(self.database_url, password, timeout_ms=timeout_ms)
+            return await stored.connect_reader(
+                self.database_url, role, password, timeout_ms=timeout_ms
+            )
         except SqlUnavailable:
+            # Provisioned again next time: the role may have been dropped meanwhile.
+            self._readers.discard(role)
             if configured:
                 raise
-        # The managed password may never have been set on this cluster (the role existed
-        # before), or another pgpager database on it set its own: set ours and try again.
-        await stored.set_reader_password(self.pool, password)
-        return await stored.connect_reader(self.database_url, password, timeout_ms=timeout_ms)
+        # The managed password may never have been set on this role (a DBA created it), or
+        # another pgpager database on the cluster set its own: set ours and try again.
+        await self._provision(role, password)
+        await stored.set_reader_password(self.pool, role, password)
+        return await stored.connect_reader(self.database_url, role, password, timeout_ms=timeout_ms)
+
+    async def _provision(self, role: str, password: str) -> None:
+        if role in self._readers:
+            return
+        async with self._provisioning:
+            if role not in self._readers:
+                await stored.provision_reader(self.pool, role, password)
+                self._readers.add(role)
 
     async def _fail(self, query_id: str, reason: str, started: float | None) -> None:
         elapsed = None if started is None else int((time.monotonic() - started) * 1000)

@@ -1,8 +1,9 @@
 """Stored queries in PostgreSQL: the query rows, their kept results, and the run itself.
 
-A run streams JSON rows from a server-side cursor (a user's SQL on a ``pgpager_reader``
-connection, or a nearest-neighbour search on a service connection) and copies them, chunk by
-chunk, into ``stored_query_rows`` on a second connection: memory stays flat at any size.
+A run streams JSON rows from a server-side cursor (a user's SQL on a connection of its API
+key's reader role, or a nearest-neighbour search on a service connection) and copies them,
+chunk by chunk, into ``stored_query_rows`` on a second connection: memory stays flat at any
+size.
 Reading a page is a primary-key range read on ``(query_id, ordinal)``.
 """
 
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[Any]
 Chunks = AsyncGenerator[list[bytes], None]
 
-READER_ROLE = "pgpager_reader"
+READER_GROUP = "pgpager_reader"
+"""NOLOGIN: holds the read grants. The SQL of each API key logs in as a member of its own."""
 FETCH_ROWS = 10_000
 """Rows per FETCH from the server-side cursor, and so per COPY write."""
 
@@ -118,24 +120,92 @@ async def load_secret(pool: AsyncConnectionPool, fresh: Secret) -> Secret:
     return Secret(cursor_key=bytes.fromhex(row[0]), reader_password=row[1])
 
 
-async def set_reader_password(pool: AsyncConnectionPool, password: str) -> None:
+def reader_role(key_id: str | None) -> str:
+    """The login role of an API key's SQL. Backends of one role cannot cancel, terminate or read
+    the query text of another's, so one key cannot touch another key's queries."""
+    return f"{READER_GROUP}_{key_id or 'anonymous'}"
+
+
+async def provision_reader(pool: AsyncConnectionPool, role: str, password: str) -> None:
+    """Make ``role`` ready for SQL: created with ``password`` if missing (a member of
+    ``pgpager_reader`` and nothing more), and checked to be sandboxed. SqlUnavailable says what
+    a DBA must do where pgpager's own role cannot."""
+    async with pool.connection() as conn:
+        try:
+            cur = await conn.execute(query("stored", "reader_role_exists"), {"role": role})
+            if await cur.fetchone() is None:
+                await _create_reader(conn, role, password)
+            cur = await conn.execute(query("stored", "reader_sandbox"), {"role": role})
+            check = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise _reader_unavailable(
+                role, _first_line(exc), "see the README, Stored queries"
+            ) from exc
+    assert check is not None
+    privileged, reads, open_functions = check
+    if privileged:
+        raise _reader_unavailable(
+            role,
+            "it has privileges a reader must not have (superuser, CREATEROLE, CREATEDB, "
+            "REPLICATION, BYPASSRLS or pg_signal_backend)",
+            "revoke them, or drop the role and let pgpager create it",
+        )
+    if not reads:
+        raise _reader_unavailable(
+            role, f"it is not a member of {READER_GROUP}", f"GRANT {READER_GROUP} TO {role}"
+        )
+    if open_functions:
+        raise _reader_unavailable(
+            role,
+            f"it may still execute {', '.join(open_functions)}",
+            "a superuser must revoke EXECUTE on pgpager.sandbox_functions from PUBLIC "
+            "(see the README, Stored queries)",
+        )
+
+
+async def _create_reader(conn: Conn, role: str, password: str) -> None:
+    try:
+        await conn.execute(
+            query("stored", "create_reader_role", role=role, password=sql.Literal(password))
+        )
+    except (pgerrors.DuplicateObject, pgerrors.UniqueViolation):
+        pass  # another server created it meanwhile
+    except psycopg.Error as exc:
+        raise _reader_unavailable(
+            role,
+            f"pgpager's database role cannot create it ({_first_line(exc)})",
+            f"give pgpager's role CREATEROLE and ADMIN on {READER_GROUP}, or create the role: "
+            f"CREATE ROLE {role} LOGIN PASSWORD '<PGPAGER_SQL_READER_PASSWORD>' "
+            f"IN ROLE {READER_GROUP}",
+        ) from exc
+
+
+def _reader_unavailable(role: str, why: str, fix: str) -> SqlUnavailable:
+    return SqlUnavailable(
+        f"stored SQL queries are unavailable: the reader role {role} is not ready: {why}; "
+        f"to fix: {fix}",
+        role=role,
+    )
+
+
+async def set_reader_password(pool: AsyncConnectionPool, role: str, password: str) -> None:
     try:
         async with pool.connection() as conn:
             await conn.execute(
-                query("stored", "set_reader_password", password=sql.Literal(password))
+                query("stored", "set_reader_password", role=role, password=sql.Literal(password))
             )
     except psycopg.Error as exc:
         raise SqlUnavailable(
-            f"stored SQL queries are unavailable: cannot set the {READER_ROLE} password "
+            f"stored SQL queries are unavailable: cannot set the password of {role} "
             f"({_first_line(exc)}); set PGPAGER_SQL_READER_PASSWORD to its password"
         ) from exc
 
 
-async def connect_reader(database_url: str, password: str, *, timeout_ms: int) -> Conn:
-    """A connection whose session user is the reader role, so no SQL can switch back."""
+async def connect_reader(database_url: str, role: str, password: str, *, timeout_ms: int) -> Conn:
+    """A connection whose session user is the reader ``role``, so no SQL can switch back."""
     params = conninfo_to_dict(database_url)
     params.update(
-        user=READER_ROLE,
+        user=role,
         password=password,
         application_name="pgpager-stored-sql",
         options=(
@@ -148,13 +218,13 @@ async def connect_reader(database_url: str, password: str, *, timeout_ms: int) -
         conn: Conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
     except psycopg.OperationalError as exc:
         raise SqlUnavailable(
-            f"stored SQL queries are unavailable: cannot log in as {READER_ROLE} "
+            f"stored SQL queries are unavailable: cannot log in as {role} "
             f"({_first_line(exc)}); see the README on stored queries"
         ) from exc
     await conn.set_read_only(True)
     if conn.info.server_version >= 140000:
         await conn.execute(
-            query("stored", "reader_client_check"), {"check_ms": str(CLIENT_CHECK_MS)}
+            query("stored", "reader_client_check", check_ms=sql.Literal(CLIENT_CHECK_MS))
         )
     return conn
 
@@ -507,10 +577,10 @@ class _Abandoned(Exception):
 
 
 async def _reader_session(conn: Conn, timeout_ms: int) -> None:
-    await conn.execute(query("stored", "reader_session"), {"timeout_ms": str(timeout_ms)})
+    await conn.execute(query("stored", "reader_session", timeout_ms=sql.Literal(timeout_ms)))
     if conn.info.server_version >= 170000:
         await conn.execute(
-            query("stored", "reader_transaction_timeout"), {"timeout_ms": str(timeout_ms)}
+            query("stored", "reader_transaction_timeout", timeout_ms=sql.Literal(timeout_ms))
         )
 
 
