@@ -188,7 +188,44 @@ async def test_reader_cannot_notify_the_servers(
         assert r.status_code == 200 and r.json()["position"] == 2, r.text
 
 
-# --- transaction ids, locks, WAL ------------------------------------------------------------
+# --- resources: the disk, memory, transaction ids, locks -------------------------------------
+async def test_temp_files_are_limited_and_the_limit_is_named(
+    make_client: Any, fresh_db_url: str
+) -> None:
+    async with two_keys(make_client, url=fresh_db_url, sql_temp_file_limit_mb=1) as client:
+        # generate_series in FROM is materialized: past work_mem it goes to a temporary file.
+        r = await sql(client, B, "SELECT count(*) AS n FROM generate_series(1, 2000000)")
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]
+        assert err["detail"]["sqlstate"] == "53400"
+        assert "PGPAGER_SQL_TEMP_FILE_LIMIT_MB" in err["message"], err
+        assert "temp_file_limit" in err["message"], err
+        # The same query fits under a bigger limit, and the other key is unaffected meanwhile.
+        r = await sql(client, A, "SELECT count(*) AS n FROM generate_series(1, 200)")
+        assert r.json()["results"] == [{"n": 200}]
+    async with two_keys(make_client, url=fresh_db_url, sql_temp_file_limit_mb=64) as client:
+        r = await sql(client, B, "SELECT count(*) AS n FROM generate_series(1, 2000000)")
+        assert r.status_code == 200 and r.json()["results"] == [{"n": 2_000_000}], r.text
+
+
+async def test_reader_limits_are_set_and_cannot_be_lifted(
+    make_client: Any, fresh_db_url: str
+) -> None:
+    async with two_keys(
+        make_client, url=fresh_db_url, sql_temp_file_limit_mb=3, sql_work_mem_mb=2
+    ) as client:
+        r = await sql(
+            client,
+            B,
+            "SELECT current_setting('temp_file_limit') AS temp, current_setting('work_mem') AS mem",
+        )
+        assert r.json()["results"] == [{"temp": "3MB", "mem": "2MB"}], r.text
+        r = await sql(client, B, "SELECT set_config('temp_file_limit', '-1', false) AS s")
+        refused(r, "set_config")
+        r = await sql(client, B, "SELECT set_config('work_mem', '64GB', false) AS s")
+        refused(r, "set_config")
+
+
 @pytest.mark.parametrize(
     ("attempt", "function"),
     [
@@ -291,6 +328,13 @@ async def test_unprivileged_server_says_what_a_dba_must_do(
                     pgsql.Identifier(role)
                 )
             )
+            r = await client.post("/v1/queries", json=ask, headers=headers)
+            assert r.status_code == 503, r.text
+            message = r.json()["error"]["message"]
+            assert "temp_file_limit" in message and "work_mem" in message
+            assert "--" not in message
+            as_superuser(*message.split("as a superuser: ", 1)[1].split("; "))
+
             r = await client.post("/v1/queries", json=ask, headers=headers)
             assert r.status_code == 200 and r.json()["results"] == [{"one": 1}], r.text
     finally:

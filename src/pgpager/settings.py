@@ -143,6 +143,16 @@ class Settings:
         "database and sets it (ALTER ROLE) when a login fails.",
         None,
     )
+    sql_temp_file_limit_mb: int = _doc(
+        "Temporary file space one stored SQL query may use, in MB (temp_file_limit of its "
+        "reader role); a query that needs more fails with a 422. -1: no limit.",
+        1024,
+    )
+    sql_work_mem_mb: int = _doc(
+        "Memory each sort or hash of a stored SQL query may use before spilling to temporary "
+        "files, in MB (work_mem of its reader role).",
+        4,
+    )
 
     # --- identity -------------------------------------------------------------------------
     instance_id: str = _doc(

@@ -181,6 +181,10 @@ class StoredQueries:
         self._readers: set[str] = set()
         """Reader roles provisioned by this process (``stored.provision_reader``)."""
         self._provisioning = asyncio.Lock()
+        self._limits = stored.ReaderLimits(
+            temp_file_limit_mb=settings.sql_temp_file_limit_mb,
+            work_mem_mb=settings.sql_work_mem_mb,
+        )
 
     @property
     def instance_id(self) -> str:
@@ -340,7 +344,7 @@ class StoredQueries:
             return
         async with self._provisioning:
             if role not in self._readers:
-                await stored.provision_reader(self.pool, role, password)
+                await stored.provision_reader(self.pool, role, password, self._limits)
                 self._readers.add(role)
 
     async def _fail(self, query_id: str, reason: str, started: float | None) -> None:

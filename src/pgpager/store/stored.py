@@ -66,6 +66,22 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class ReaderLimits:
+    """Settings of every reader role in this database, applied at login. The reader cannot
+    change them: ``temp_file_limit`` is superuser-only, and readers may not run set_config."""
+
+    temp_file_limit_mb: int
+    work_mem_mb: int
+
+    def settings(self) -> dict[str, str]:
+        temp = self.temp_file_limit_mb
+        return {
+            "temp_file_limit": f"{temp}MB" if temp >= 0 else "-1",  # -1: no limit
+            "work_mem": f"{self.work_mem_mb}MB",
+        }
+
+
+@dataclass(frozen=True)
 class StoredQuery:
     query_id: str
     kind: str
@@ -126,15 +142,24 @@ def reader_role(key_id: str | None) -> str:
     return f"{READER_GROUP}_{key_id or 'anonymous'}"
 
 
-async def provision_reader(pool: AsyncConnectionPool, role: str, password: str) -> None:
+async def provision_reader(
+    pool: AsyncConnectionPool, role: str, password: str, limits: ReaderLimits
+) -> None:
     """Make ``role`` ready for SQL: created with ``password`` if missing (a member of
-    ``pgpager_reader`` and nothing more), and checked to be sandboxed. SqlUnavailable says what
-    a DBA must do where pgpager's own role cannot."""
+    ``pgpager_reader`` and nothing more), ``limits`` set in this database, and checked to be
+    sandboxed. SqlUnavailable says what a DBA must do where pgpager's own role cannot."""
     async with pool.connection() as conn:
         try:
-            cur = await conn.execute(query("stored", "reader_role_exists"), {"role": role})
-            if await cur.fetchone() is None:
+            cur = await conn.execute(query("stored", "reader_role_state"), {"role": role})
+            row = await cur.fetchone()
+            assert row is not None
+            dbname, exists, config = row
+            if not exists:
                 await _create_reader(conn, role, password)
+            current = {k: v for k, _, v in (item.partition("=") for item in config)}
+            changes = {k: v for k, v in limits.settings().items() if current.get(k) != v}
+            if changes:
+                await _set_reader_settings(conn, role, dbname, changes)
             cur = await conn.execute(query("stored", "reader_sandbox"), {"role": role})
             check = await cur.fetchone()
         except psycopg.Error as exc:
@@ -177,6 +202,33 @@ async def _create_reader(conn: Conn, role: str, password: str) -> None:
             f"give pgpager's role CREATEROLE and ADMIN on {READER_GROUP}, or create the role: "
             f"CREATE ROLE {role} LOGIN PASSWORD '<PGPAGER_SQL_READER_PASSWORD>' "
             f"IN ROLE {READER_GROUP}",
+        ) from exc
+
+
+async def _set_reader_settings(conn: Conn, role: str, dbname: str, changes: dict[str, str]) -> None:
+    """Role settings apply at login, before any of the reader's SQL runs. They are set per
+    database: another pgpager database on the cluster keeps its own limits for the same key.
+    (The statements carry no comment: a DBA may be told to run them.)"""
+    statements = [
+        query(
+            "stored",
+            "set_reader_setting",
+            role=role,
+            dbname=dbname,
+            setting=name,
+            value=sql.Literal(value),
+        )
+        for name, value in changes.items()
+    ]
+    try:
+        async with conn.transaction():
+            for statement in statements:
+                await conn.execute(statement)
+    except psycopg.Error as exc:
+        raise _reader_unavailable(
+            role,
+            f"pgpager's database role cannot set its {', '.join(changes)} ({_first_line(exc)})",
+            "as a superuser: " + "; ".join(st.as_string(conn) for st in statements),
         ) from exc
 
 
@@ -614,6 +666,12 @@ def _query_error(
         )
     diag = exc.diag
     message = diag.message_primary or _first_line(exc)
+    if isinstance(exc, pgerrors.ConfigurationLimitExceeded) and "temp_file_limit" in message:
+        message += (
+            ": a stored SQL query may write only so much to temporary files "
+            "(PGPAGER_SQL_TEMP_FILE_LIMIT_MB; sorts, hashes and set-returning functions in FROM "
+            "spill there past work_mem); narrow the query"
+        )
     detail: dict[str, Any] = {"sqlstate": exc.sqlstate}
     if diag.statement_position and length:
         position = int(diag.statement_position) - shift

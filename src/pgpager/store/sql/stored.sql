@@ -6,14 +6,25 @@ ON CONFLICT (id) DO NOTHING
 -- name: get_secret
 SELECT cursor_key, reader_password FROM pgpager.stored_query_secret
 
--- name: reader_role_exists
-SELECT 1 FROM pg_roles WHERE rolname = %(role)s
+-- name: reader_role_state
+-- An API key's login role: does it exist, and what it is set to in this database.
+SELECT current_database() AS dbname,
+       r.oid IS NOT NULL AS role_exists,
+       coalesce(s.setconfig, ARRAY[]::text[]) AS config
+FROM (SELECT 1) AS one
+LEFT JOIN pg_roles AS r ON r.rolname = %(role)s
+LEFT JOIN pg_db_role_setting AS s
+    ON s.setrole = r.oid
+   AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
 
 -- name: create_reader_role
 -- The group pgpager_reader holds the read grants; its members share nothing else, and a
 -- backend can cancel or terminate only backends of roles whose privileges it has.
 CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION NOBYPASSRLS
     PASSWORD {password} IN ROLE pgpager_reader
+
+-- name: set_reader_setting
+ALTER ROLE {role} IN DATABASE {dbname} SET {setting} = {value}
 
 -- name: reader_sandbox
 -- What would let the role reach past its own query: role attributes or memberships a reader
