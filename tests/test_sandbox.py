@@ -208,6 +208,25 @@ async def test_temp_files_are_limited_and_the_limit_is_named(
         assert r.status_code == 200 and r.json()["results"] == [{"n": 2_000_000}], r.text
 
 
+async def test_a_result_bigger_than_the_size_limit_keeps_nothing(
+    make_client: Any, pg_url: str
+) -> None:
+    """Few rows, each big: the row cap alone would let one query fill the disk."""
+    async with two_keys(make_client, stored_query_max_size_mb=1) as client:
+        r = await sql(client, B, "SELECT repeat('x', 1000) AS s FROM generate_series(1, 2000)")
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]
+        assert "PGPAGER_STORED_QUERY_MAX_SIZE_MB" in err["message"], err
+        with psycopg.connect(pg_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pgpager.stored_query_rows WHERE query_id = %s",
+                [err["detail"]["query_id"]],
+            ).fetchone()
+        assert row == (0,)
+        r = await sql(client, B, "SELECT repeat('x', 1000) AS s FROM generate_series(1, 500)")
+        assert r.status_code == 200 and r.json()["results_total_doc_count"] == 500, r.text
+
+
 async def test_reader_limits_are_set_and_cannot_be_lifted(
     make_client: Any, fresh_db_url: str
 ) -> None:

@@ -137,6 +137,11 @@ class Settings:
     stored_query_max_rows: int = _doc(
         "Most rows one stored query may keep; a larger result fails the query.", 10_000_000
     )
+    stored_query_max_size_mb: int = _doc(
+        "Most data one stored query may keep, in MB of JSON rows; a larger result fails the "
+        "query and keeps nothing.",
+        4096,
+    )
     sql_reader_password: str | None = _doc(
         "Password of the reader roles that stored SQL queries log in as (one per API key, "
         "pgpager_reader_ followed by the key id). Empty: pgpager keeps a random one in the "

@@ -287,7 +287,11 @@ class StoredQueries:
             return int((time.monotonic() - started) * 1000)
 
         settings = self.settings
-        keep = {"max_rows": settings.stored_query_max_rows, "ttl_s": settings.stored_query_ttl_s}
+        keep = {
+            "max_rows": settings.stored_query_max_rows,
+            "max_size_mb": settings.stored_query_max_size_mb,
+            "ttl_s": settings.stored_query_ttl_s,
+        }
         if isinstance(job, _SqlJob):
             reader = await self._connect_reader(timeout_ms, key_id)
             try:

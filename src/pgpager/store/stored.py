@@ -571,6 +571,7 @@ async def write_rows(
     chunks: AsyncIterator[list[bytes]],
     *,
     max_rows: int,
+    max_size_mb: int,
     ttl_s: float,
     elapsed_ms: Callable[[], int],
 ) -> Written | None:
@@ -602,6 +603,13 @@ async def write_rows(
                         buf += line
                         buf += b"\n"
                         n += 1
+                    if size > max_size_mb * 1024 * 1024:
+                        # Rows are few but big: the row count alone does not bound the disk.
+                        raise QueryFailed(
+                            f"the result is larger than {max_size_mb} MB, the most a stored "
+                            "query keeps (PGPAGER_STORED_QUERY_MAX_SIZE_MB); narrow the query",
+                            limit_mb=max_size_mb,
+                        )
                     await copy.write(buf)
             cur2 = await conn.execute(
                 query("stored", "mark_completed"),
