@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from pgpager import migrations
@@ -46,3 +48,26 @@ def test_each_step_is_reversible(fresh_db_url: str) -> None:
 
 def test_script_location_has_env() -> None:
     assert (migrations.script_location() / "env.py").exists()
+
+
+def test_0005_sandbox_is_reversible(fresh_db_url: str) -> None:
+    """At 0005 the reader group cannot log in and PUBLIC may not run the sandboxed functions;
+    at 0004 both are as before. (The role is cluster-wide: checked right after each step.)"""
+
+    def state() -> tuple[Any, ...]:
+        with psycopg.connect(fresh_db_url) as conn:
+            row = conn.execute(
+                "SELECT rolcanlogin, "
+                "has_function_privilege('pgpager_reader', 'pg_notify(text,text)', 'EXECUTE'), "
+                "has_function_privilege('pgpager_reader', 'set_config(text,text,boolean)', "
+                "'EXECUTE'), "
+                "has_function_privilege('pgpager_reader', 'pg_advisory_lock(bigint)', 'EXECUTE') "
+                "FROM pg_roles WHERE rolname = 'pgpager_reader'"
+            ).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    migrations.downgrade(fresh_db_url, "0004")
+    assert state() == (True, True, True, True)
+    migrations.upgrade(fresh_db_url)
+    assert state() == (False, False, False, False)

@@ -187,7 +187,7 @@ class InvalidCursor(BadRequest):
 
 
 class SqlUnavailable(PgpagerError):
-    """Stored SQL queries are unavailable: the pgpager_reader role cannot log in."""
+    """Stored SQL queries are unavailable: the key's reader role is not ready or cannot log in."""
 
     status = 503
     code = "sql_unavailable"

@@ -161,6 +161,11 @@ class Settings:
     stored_query_concurrency: int = _doc(
         "Stored queries this instance runs at once; more wait in state QUEUED.", 4
     )
+    stored_query_concurrency_per_key: int = _doc(
+        "Stored queries one API key runs at once on this instance; its others wait QUEUED "
+        "while other keys' queries start (without API keys only the global limit applies).",
+        2,
+    )
     stored_query_max_rows: int = _doc(
         "Most rows one stored query may keep; a larger result fails the query.", 10_000_000
     )
@@ -169,10 +174,26 @@ class Settings:
         "stored queries are failed by other instances once it is gone).",
         5.0,
     )
+    stored_query_max_size_mb: int = _doc(
+        "Most data one stored query may keep, in MB of JSON rows; a larger result fails the "
+        "query and keeps nothing.",
+        4096,
+    )
     sql_reader_password: str | None = _doc(
-        "Password of the pgpager_reader role that stored SQL queries log in as. Empty: pgpager "
-        "keeps a random one in the database and sets it (ALTER ROLE) when a login fails.",
+        "Password of the reader roles that stored SQL queries log in as (one per API key, "
+        "pgpager_reader_ followed by the key id). Empty: pgpager keeps a random one in the "
+        "database and sets it (ALTER ROLE) when a login fails.",
         None,
+    )
+    sql_temp_file_limit_mb: int = _doc(
+        "Temporary file space one stored SQL query may use, in MB (temp_file_limit of its "
+        "reader role); a query that needs more fails with a 422. -1: no limit.",
+        1024,
+    )
+    sql_work_mem_mb: int = _doc(
+        "Memory each sort or hash of a stored SQL query may use before spilling to temporary "
+        "files, in MB (work_mem of its reader role).",
+        4,
     )
 
     # --- process ---------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 PostgreSQL, and page them by cursor or offset at the same cost at any depth.
 
 ``StoredQueries`` runs the queries of this instance as named asyncio tasks (at most
-``stored_query_concurrency`` at once; the rest wait QUEUED) and fails what is left when the
-server stops. A query whose instance died is marked FAILED, never re-run: re-running a query
-the caller may have given up on would spend the database's time on nobody's behalf.
+``stored_query_concurrency`` at once, ``stored_query_concurrency_per_key`` per API key; the rest
+wait QUEUED) and fails what is left when the server stops. A query whose instance died is
+marked FAILED, never re-run: re-running a query the caller may have given up on would spend the
+database's time on nobody's behalf.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hmac
 import logging
 import time
 import uuid
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,16 +160,26 @@ class StoredQueries:
         self.tasks: dict[str, asyncio.Task[PgpagerError | None]] = {}
         self._reasons: dict[str, str] = {}
         self._slots = asyncio.Semaphore(max(1, settings.stored_query_concurrency))
+        # One more semaphore per API key (keys come from the settings: a bounded dict), taken
+        # before a global slot: a key's queries past its cap wait without holding one.
+        self._key_slots: dict[str, asyncio.Semaphore] = {}
+        self._readers: set[str] = set()
+        """Reader roles provisioned by this process (``stored.provision_reader``)."""
+        self._provisioning = asyncio.Lock()
+        self._limits = stored.ReaderLimits(
+            temp_file_limit_mb=settings.sql_temp_file_limit_mb,
+            work_mem_mb=settings.sql_work_mem_mb,
+        )
 
     @property
     def instance_id(self) -> str:
         return self.settings.instance_id
 
     def submit(
-        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int
+        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int, *, key_id: str | None
     ) -> asyncio.Task[PgpagerError | None]:
         task = asyncio.create_task(
-            self._run(query_id, job, timeout_ms), name=f"pgpager-stored-query-{query_id}"
+            self._run(query_id, job, timeout_ms, key_id), name=f"pgpager-stored-query-{query_id}"
         )
         self.tasks[query_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(query_id, None))
@@ -192,19 +203,31 @@ class StoredQueries:
         except Exception:
             log.exception("could not mark this instance's stored queries FAILED")
 
+    def _key_slot(self, key_id: str | None) -> AbstractAsyncContextManager[Any]:
+        """At most ``stored_query_concurrency_per_key`` running queries per API key, so that
+        one key's slow queries cannot hold every global slot. Without keys there is one
+        caller: the global limit alone."""
+        if key_id is None:
+            return nullcontext()
+        slot = self._key_slots.get(key_id)
+        if slot is None:
+            cap = max(1, self.settings.stored_query_concurrency_per_key)
+            slot = self._key_slots[key_id] = asyncio.Semaphore(cap)
+        return slot
+
     async def _run(
-        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int
+        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int, key_id: str | None
     ) -> PgpagerError | None:
         """Run one query to COMPLETED or FAILED. Returns the error instead of raising it, so an
         async query's task never ends with an exception nobody retrieves."""
         started: float | None = None
         try:
-            async with self._slots:
+            async with self._key_slot(key_id), self._slots:
                 if not await stored.mark_running(self.db, query_id):
                     return QueryNotFound(f"stored query {query_id} was deleted before it ran")
                 started = time.monotonic()
                 async with asyncio.timeout(timeout_ms / 1000):
-                    written = await self._execute(query_id, job, timeout_ms, started)
+                    written = await self._execute(query_id, job, timeout_ms, started, key_id)
             if written is None:
                 return QueryNotFound(f"stored query {query_id} was deleted while it ran")
             metrics.stored_queries.labels("COMPLETED").inc()
@@ -227,15 +250,24 @@ class StoredQueries:
         return error
 
     async def _execute(
-        self, query_id: str, job: _SqlJob | _SearchJob, timeout_ms: int, started: float
+        self,
+        query_id: str,
+        job: _SqlJob | _SearchJob,
+        timeout_ms: int,
+        started: float,
+        key_id: str | None,
     ) -> stored.Written | None:
         def elapsed_ms() -> int:
             return int((time.monotonic() - started) * 1000)
 
         settings = self.settings
-        keep = {"max_rows": settings.stored_query_max_rows, "ttl_s": settings.stored_query_ttl_s}
+        keep = {
+            "max_rows": settings.stored_query_max_rows,
+            "max_size_mb": settings.stored_query_max_size_mb,
+            "ttl_s": settings.stored_query_ttl_s,
+        }
         if isinstance(job, _SqlJob):
-            reader = await self._connect_reader(timeout_ms)
+            reader = await self._connect_reader(timeout_ms, key_id)
             try:
                 rows = stored.sql_rows(reader, job.text, job.parameters, timeout_ms=timeout_ms)
                 async with aclosing(rows) as chunks:
@@ -264,18 +296,34 @@ class StoredQueries:
                 self.database_url, query_id, chunks, elapsed_ms=elapsed_ms, **keep
             )
 
-    async def _connect_reader(self, timeout_ms: int) -> stored.Conn:
+    async def _connect_reader(self, timeout_ms: int, key_id: str | None) -> stored.Conn:
+        """A connection as the key's own reader role, created and checked on first use."""
+        role = stored.reader_role(key_id)
         configured = self.settings.sql_reader_password
         password = configured or self.secret.reader_password
+        await self._provision(role, password)
         try:
-            return await stored.connect_reader(self.database_url, password, timeout_ms=timeout_ms)
+            return await stored.connect_reader(
+                self.database_url, role, password, timeout_ms=timeout_ms
+            )
         except SqlUnavailable:
+            # Provisioned again next time: the role may have been dropped meanwhile.
+            self._readers.discard(role)
             if configured:
                 raise
-        # The managed password may never have been set on this cluster (the role existed
-        # before), or another pgpager database on it set its own: set ours and try again.
-        await stored.set_reader_password(self.db, password)
-        return await stored.connect_reader(self.database_url, password, timeout_ms=timeout_ms)
+        # The managed password may never have been set on this role (a DBA created it), or
+        # another pgpager database on the cluster set its own: set ours and try again.
+        await self._provision(role, password)
+        await stored.set_reader_password(self.db, role, password)
+        return await stored.connect_reader(self.database_url, role, password, timeout_ms=timeout_ms)
+
+    async def _provision(self, role: str, password: str) -> None:
+        if role in self._readers:
+            return
+        async with self._provisioning:
+            if role not in self._readers:
+                await stored.provision_reader(self.db, role, password, self._limits)
+                self._readers.add(role)
 
     async def _fail(self, query_id: str, reason: str, started: float | None) -> None:
         elapsed = None if started is None else int((time.monotonic() - started) * 1000)
@@ -332,7 +380,7 @@ class StoredQueries:
             owner_instance=self.instance_id,
             keep_s=keep_s,
         )
-        task = self.submit(query_id, job, timeout_ms)
+        task = self.submit(query_id, job, timeout_ms, key_id=caller.key_id)
         if run_async:
             return Started(await self._get(query_id), stored.Page(b"[]", 0), None)
         # Shielded: a client that hangs up does not cancel the run; its result stays stored.

@@ -1,8 +1,9 @@
 """Stored queries in PostgreSQL: the query rows, their kept results, and the run itself.
 
-A run streams JSON rows from a server-side cursor (a user's SQL on a ``pgpager_reader``
-connection, or a nearest-neighbour search on a service connection) and copies them, chunk by
-chunk, into ``stored_query_rows`` on a second connection: memory stays flat at any size.
+A run streams JSON rows from a server-side cursor (a user's SQL on a connection of its API
+key's reader role, or a nearest-neighbour search on a service connection) and copies them,
+chunk by chunk, into ``stored_query_rows`` on a second connection: memory stays flat at any
+size.
 Reading a page is a primary-key range read on ``(query_id, ordinal)``.
 """
 
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[Any]
 Chunks = AsyncGenerator[list[bytes], None]
 
-READER_ROLE = "pgpager_reader"
+READER_GROUP = "pgpager_reader"
+"""NOLOGIN: holds the read grants. The SQL of each API key logs in as a member of its own."""
 FETCH_ROWS = 10_000
 """Rows per FETCH from the server-side cursor, and so per COPY write."""
 
@@ -60,6 +62,22 @@ _COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\n", b"\\n"), (b"\r", b"\\r"), (b"\t", b"\
 class Secret:
     cursor_key: bytes
     reader_password: str
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    """Settings of every reader role in this database, applied at login. The reader cannot
+    change them: ``temp_file_limit`` is superuser-only, and readers may not run set_config."""
+
+    temp_file_limit_mb: int
+    work_mem_mb: int
+
+    def settings(self) -> dict[str, str]:
+        temp = self.temp_file_limit_mb
+        return {
+            "temp_file_limit": f"{temp}MB" if temp >= 0 else "-1",  # -1: no limit
+            "work_mem": f"{self.work_mem_mb}MB",
+        }
 
 
 @dataclass(frozen=True)
@@ -117,24 +135,128 @@ async def load_secret(pool: Database, fresh: Secret) -> Secret:
     return Secret(cursor_key=bytes.fromhex(row[0]), reader_password=row[1])
 
 
-async def set_reader_password(pool: Database, password: str) -> None:
+def reader_role(key_id: str | None) -> str:
+    """The login role of an API key's SQL. Backends of one role cannot cancel, terminate or read
+    the query text of another's, so one key cannot touch another key's queries."""
+    return f"{READER_GROUP}_{key_id or 'anonymous'}"
+
+
+async def provision_reader(
+    pool: Database, role: str, password: str, limits: ReaderLimits
+) -> None:
+    """Make ``role`` ready for SQL: created with ``password`` if missing (a member of
+    ``pgpager_reader`` and nothing more), ``limits`` set in this database, and checked to be
+    sandboxed. SqlUnavailable says what a DBA must do where pgpager's own role cannot."""
+    async with pool.connection() as conn:
+        try:
+            cur = await conn.execute(query("stored", "reader_role_state"), {"role": role})
+            row = await cur.fetchone()
+            assert row is not None
+            dbname, exists, config = row
+            if not exists:
+                await _create_reader(conn, role, password)
+            current = {k: v for k, _, v in (item.partition("=") for item in config)}
+            changes = {k: v for k, v in limits.settings().items() if current.get(k) != v}
+            if changes:
+                await _set_reader_settings(conn, role, dbname, changes)
+            cur = await conn.execute(query("stored", "reader_sandbox"), {"role": role})
+            check = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise _reader_unavailable(
+                role, _first_line(exc), "see the README, Stored queries"
+            ) from exc
+    assert check is not None
+    privileged, reads, open_functions = check
+    if privileged:
+        raise _reader_unavailable(
+            role,
+            "it has privileges a reader must not have (superuser, CREATEROLE, CREATEDB, "
+            "REPLICATION, BYPASSRLS or pg_signal_backend)",
+            "revoke them, or drop the role and let pgpager create it",
+        )
+    if not reads:
+        raise _reader_unavailable(
+            role, f"it is not a member of {READER_GROUP}", f"GRANT {READER_GROUP} TO {role}"
+        )
+    if open_functions:
+        raise _reader_unavailable(
+            role,
+            f"it may still execute {', '.join(open_functions)}",
+            "a superuser must revoke EXECUTE on pgpager.sandbox_functions from PUBLIC "
+            "(see the README, Stored queries)",
+        )
+
+
+async def _create_reader(conn: Conn, role: str, password: str) -> None:
+    try:
+        await conn.execute(
+            query("stored", "create_reader_role", role=role, password=sql.Literal(password))
+        )
+    except (pgerrors.DuplicateObject, pgerrors.UniqueViolation):
+        pass  # another server created it meanwhile
+    except psycopg.Error as exc:
+        raise _reader_unavailable(
+            role,
+            f"pgpager's database role cannot create it ({_first_line(exc)})",
+            f"give pgpager's role CREATEROLE and ADMIN on {READER_GROUP}, or create the role: "
+            f"CREATE ROLE {role} LOGIN PASSWORD '<PGPAGER_SQL_READER_PASSWORD>' "
+            f"IN ROLE {READER_GROUP}",
+        ) from exc
+
+
+async def _set_reader_settings(conn: Conn, role: str, dbname: str, changes: dict[str, str]) -> None:
+    """Role settings apply at login, before any of the reader's SQL runs. They are set per
+    database: another pgpager database on the cluster keeps its own limits for the same key.
+    (The statements carry no comment: a DBA may be told to run them.)"""
+    statements = [
+        query(
+            "stored",
+            "set_reader_setting",
+            role=role,
+            dbname=dbname,
+            setting=name,
+            value=sql.Literal(value),
+        )
+        for name, value in changes.items()
+    ]
+    try:
+        async with conn.transaction():
+            for statement in statements:
+                await conn.execute(statement)
+    except psycopg.Error as exc:
+        raise _reader_unavailable(
+            role,
+            f"pgpager's database role cannot set its {', '.join(changes)} ({_first_line(exc)})",
+            "as a superuser: " + "; ".join(st.as_string(conn) for st in statements),
+        ) from exc
+
+
+def _reader_unavailable(role: str, why: str, fix: str) -> SqlUnavailable:
+    return SqlUnavailable(
+        f"stored SQL queries are unavailable: the reader role {role} is not ready: {why}; "
+        f"to fix: {fix}",
+        role=role,
+    )
+
+
+async def set_reader_password(pool: Database, role: str, password: str) -> None:
     try:
         async with pool.connection() as conn:
             await conn.execute(
-                query("stored", "set_reader_password", password=sql.Literal(password))
+                query("stored", "set_reader_password", role=role, password=sql.Literal(password))
             )
     except psycopg.Error as exc:
         raise SqlUnavailable(
-            f"stored SQL queries are unavailable: cannot set the {READER_ROLE} password "
+            f"stored SQL queries are unavailable: cannot set the password of {role} "
             f"({_first_line(exc)}); set PGPAGER_SQL_READER_PASSWORD to its password"
         ) from exc
 
 
-async def connect_reader(database_url: str, password: str, *, timeout_ms: int) -> Conn:
-    """A connection whose session user is the reader role, so no SQL can switch back."""
+async def connect_reader(database_url: str, role: str, password: str, *, timeout_ms: int) -> Conn:
+    """A connection whose session user is the reader ``role``, so no SQL can switch back."""
     params = conninfo_to_dict(database_url)
     params.update(
-        user=READER_ROLE,
+        user=role,
         password=password,
         application_name="pgpager-stored-sql",
         options=(
@@ -147,13 +269,13 @@ async def connect_reader(database_url: str, password: str, *, timeout_ms: int) -
         conn: Conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
     except psycopg.OperationalError as exc:
         raise SqlUnavailable(
-            f"stored SQL queries are unavailable: cannot log in as {READER_ROLE} "
+            f"stored SQL queries are unavailable: cannot log in as {role} "
             f"({_first_line(exc)}); see the README on stored queries"
         ) from exc
     await conn.set_read_only(True)
     if conn.info.server_version >= 140000:
         await conn.execute(
-            query("stored", "reader_client_check"), {"check_ms": str(CLIENT_CHECK_MS)}
+            query("stored", "reader_client_check", check_ms=sql.Literal(CLIENT_CHECK_MS))
         )
     return conn
 
@@ -466,6 +588,7 @@ async def write_rows(
     chunks: AsyncIterator[list[bytes]],
     *,
     max_rows: int,
+    max_size_mb: int,
     ttl_s: float,
     elapsed_ms: Callable[[], int],
 ) -> Written | None:
@@ -497,6 +620,13 @@ async def write_rows(
                         buf += line
                         buf += b"\n"
                         n += 1
+                    if size > max_size_mb * 1024 * 1024:
+                        # Rows are few but big: the row count alone does not bound the disk.
+                        raise QueryFailed(
+                            f"the result is larger than {max_size_mb} MB, the most a stored "
+                            "query keeps (PGPAGER_STORED_QUERY_MAX_SIZE_MB); narrow the query",
+                            limit_mb=max_size_mb,
+                        )
                     await copy.write(buf)
             cur2 = await conn.execute(
                 query("stored", "mark_completed"),
@@ -524,10 +654,10 @@ class _Abandoned(Exception):
 
 
 async def _reader_session(conn: Conn, timeout_ms: int) -> None:
-    await conn.execute(query("stored", "reader_session"), {"timeout_ms": str(timeout_ms)})
+    await conn.execute(query("stored", "reader_session", timeout_ms=sql.Literal(timeout_ms)))
     if conn.info.server_version >= 170000:
         await conn.execute(
-            query("stored", "reader_transaction_timeout"), {"timeout_ms": str(timeout_ms)}
+            query("stored", "reader_transaction_timeout", timeout_ms=sql.Literal(timeout_ms))
         )
 
 
@@ -561,6 +691,12 @@ def _query_error(
         )
     diag = exc.diag
     message = diag.message_primary or _first_line(exc)
+    if isinstance(exc, pgerrors.ConfigurationLimitExceeded) and "temp_file_limit" in message:
+        message += (
+            ": a stored SQL query may write only so much to temporary files "
+            "(PGPAGER_SQL_TEMP_FILE_LIMIT_MB; sorts, hashes and set-returning functions in FROM "
+            "spill there past work_mem); narrow the query"
+        )
     detail: dict[str, Any] = {"sqlstate": exc.sqlstate}
     if diag.statement_position and length:
         position = int(diag.statement_position) - shift

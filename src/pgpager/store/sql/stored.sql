@@ -6,8 +6,44 @@ ON CONFLICT (id) DO NOTHING
 -- name: get_secret
 SELECT cursor_key, reader_password FROM pgpager.stored_query_secret
 
+-- name: reader_role_state
+-- An API key's login role: does it exist, and what it is set to in this database.
+SELECT current_database() AS dbname,
+       r.oid IS NOT NULL AS role_exists,
+       coalesce(s.setconfig, ARRAY[]::text[]) AS config
+FROM (SELECT 1) AS one
+LEFT JOIN pg_roles AS r ON r.rolname = %(role)s
+LEFT JOIN pg_db_role_setting AS s
+    ON s.setrole = r.oid
+   AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+
+-- name: create_reader_role
+-- The group pgpager_reader holds the read grants; its members share nothing else, and a
+-- backend can cancel or terminate only backends of roles whose privileges it has.
+CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION NOBYPASSRLS
+    PASSWORD {password} IN ROLE pgpager_reader
+
+-- name: set_reader_setting
+ALTER ROLE {role} IN DATABASE {dbname} SET {setting} = {value}
+
+-- name: reader_sandbox
+-- What would let the role reach past its own query: role attributes or memberships a reader
+-- must not have, and the functions of pgpager.sandbox_functions it can still run (migration
+-- 0005 revokes them from PUBLIC).
+SELECT r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls
+           OR pg_has_role(r.oid, 'pg_signal_backend', 'USAGE') AS privileged,
+       pg_has_role(r.oid, 'pgpager_reader', 'USAGE') AS reads,
+       ARRAY(
+           SELECT f.function::text
+           FROM pgpager.sandbox_functions AS f
+           WHERE has_function_privilege(r.oid, f.function, 'EXECUTE')
+           ORDER BY 1
+       ) AS open_functions
+FROM pg_roles AS r
+WHERE r.rolname = %(role)s
+
 -- name: set_reader_password
-ALTER ROLE pgpager_reader PASSWORD {password}
+ALTER ROLE {role} PASSWORD {password}
 
 -- name: lock_instance
 -- Held for the life of an instance on a connection of its own: while it is held, the
@@ -69,9 +105,19 @@ WITH orphaned AS (
             AND l.classid = hashtext('pgpager.instance')::oid
             AND l.objid = hashtext(q.owner_instance)::oid
             AND l.objsubid = 2
-            -- A user's SQL may take the same lock; only a service connection counts.
+            -- Only a service connection counts, never a reader (which may not take advisory
+            -- locks since migration 0005 anyway). Superusers are members of every role: look
+            -- at pg_auth_members, not pg_has_role.
             AND l.pid IN (
-                SELECT pid FROM pg_stat_activity WHERE usename IS DISTINCT FROM 'pgpager_reader'
+                SELECT a.pid
+                FROM pg_stat_activity AS a
+                WHERE a.usename IS DISTINCT FROM 'pgpager_reader'
+                  AND NOT EXISTS (
+                      SELECT 1
+                      FROM pg_auth_members AS m
+                      JOIN pg_roles AS g ON g.oid = m.roleid
+                      WHERE m.member = a.usesysid AND g.rolname = 'pgpager_reader'
+                  )
             )
       )
     FOR UPDATE SKIP LOCKED
@@ -154,19 +200,20 @@ FROM ({nearest}) AS h
 FETCH FORWARD {n} FROM pgpager_stored
 
 -- name: reader_session
--- Belt and braces: the role's defaults say the same, the transaction is READ ONLY too.
-SELECT set_config('statement_timeout', %(timeout_ms)s, true),
-       set_config('search_path', 'pgpager_data', true)
+-- Belt and braces: the login options say the same, the transaction is READ ONLY too.
+-- SET, not set_config(): readers may not execute set_config (migration 0005).
+SET LOCAL statement_timeout = {timeout_ms};
+SET LOCAL search_path = pgpager_data
 
 -- name: statement_timeout
 SELECT set_config('statement_timeout', %(timeout_ms)s, true)
 
 -- name: reader_transaction_timeout
-SELECT set_config('transaction_timeout', %(timeout_ms)s, true)
+SET LOCAL transaction_timeout = {timeout_ms}
 
 -- name: reader_client_check
 -- The backend of a killed server's query stops within this time instead of at its timeout.
-SELECT set_config('client_connection_check_interval', %(check_ms)s, false)
+SET client_connection_check_interval = {check_ms}
 
 -- name: state_counts
 SELECT state, count(*) FROM pgpager.stored_queries GROUP BY state
