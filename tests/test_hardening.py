@@ -270,3 +270,46 @@ async def test_a_handle_used_within_its_max_idle_does_not_expire(
         await asyncio.sleep(0.7)
         r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
         assert r.status_code == 200, r.text
+
+
+# --- 8. sizes ------------------------------------------------------------------------------
+async def test_query_many_fan_out_is_bounded(make_client: Any, collection_name: str) -> None:
+    async with make_client(max_queries_per_request=3) as client:
+        await client.post("/v1/collections", json={"name": collection_name, "dimension": 3})
+        query = {"vector": [1, 0, 0], "topK": 1}
+        r = await client.post(f"/upstash/{collection_name}/query", json=[query] * 3)
+        assert r.status_code == 200, r.text
+        r = await client.post(f"/upstash/{collection_name}/query", json=[query] * 4)
+        assert r.status_code == 422, r.text
+        assert "PGPAGER_MAX_QUERIES_PER_REQUEST" in r.json()["error"]
+
+
+async def test_a_stored_row_over_the_row_limit_fails_the_query(make_client: Any) -> None:
+    async with make_client(stored_query_max_row_kb=1) as client:
+        r = await client.post("/v1/queries", json={"sql": {"query": "SELECT repeat('x', 500)"}})
+        assert r.status_code == 200, r.text
+        r = await client.post("/v1/queries", json={"sql": {"query": "SELECT repeat('x', 5000)"}})
+        assert r.status_code == 422, r.text
+        assert "PGPAGER_STORED_QUERY_MAX_ROW_KB" in r.json()["error"]["message"]
+
+
+async def test_a_page_stops_at_the_page_byte_limit_and_continues(make_client: Any) -> None:
+    sql = "SELECT g, repeat('x', 300000) AS pad FROM generate_series(1, 10) AS g"
+    async with make_client(stored_query_max_page_mb=1) as client:
+        r = await client.post("/v1/queries", json={"sql": {"query": sql}})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        first = [row["g"] for row in body["results"]]
+        assert first == [1, 2, 3], "three rows of 300 KB fit in 1 MB, a fourth does not"
+        seen = list(first)
+        cursor = body["pagination"]["next_cursor"]
+        while cursor:
+            r = await client.get(
+                f"/v1/queries/{body['query_id']}/pages", params={"cursor": cursor, "docs": 100}
+            )
+            assert r.status_code == 200, r.text
+            page = r.json()
+            assert len(r.content) <= 1024 * 1024 + 1000
+            seen += [row["g"] for row in page["results"]]
+            cursor = page["pagination"]["next_cursor"]
+        assert seen == list(range(1, 11))

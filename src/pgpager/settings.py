@@ -116,6 +116,9 @@ class Settings:
     # --- vectors --------------------------------------------------------------------------
     max_batch_size: int = _doc("Most vectors in one upsert/fetch/delete request.", 1000)
     max_id_length: int = _doc("Longest vector id, in characters.", 512)
+    max_queries_per_request: int = _doc(
+        "Most queries in one request (the Upstash query_many form).", 1000
+    )
 
     # --- offset pagination ----------------------------------------------------------------
     query_maximum_results: int = _doc(
@@ -173,6 +176,15 @@ class Settings:
         "Seconds between checks of the connection that shows this instance is alive (its "
         "stored queries are failed by other instances once it is gone).",
         5.0,
+    )
+    stored_query_max_row_kb: int = _doc(
+        "Largest row a stored query may keep, in KB of JSON; a larger one fails the query.",
+        1024,
+    )
+    stored_query_max_page_mb: int = _doc(
+        "Most JSON one page of stored results carries, in MB: a page stops short of it (at "
+        "least one row) and its next_cursor continues from there.",
+        32,
     )
     stored_query_max_size_mb: int = _doc(
         "Most data one stored query may keep, in MB of JSON rows; a larger result fails the "

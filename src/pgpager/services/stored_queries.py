@@ -172,6 +172,10 @@ class StoredQueries:
         )
 
     @property
+    def _page_bytes(self) -> int:
+        return self.settings.stored_query_max_page_mb * 1024 * 1024
+
+    @property
     def instance_id(self) -> str:
         return self.settings.instance_id
 
@@ -264,6 +268,7 @@ class StoredQueries:
         keep = {
             "max_rows": settings.stored_query_max_rows,
             "max_size_mb": settings.stored_query_max_size_mb,
+            "max_row_kb": settings.stored_query_max_row_kb,
             "ttl_s": settings.stored_query_ttl_s,
         }
         if isinstance(job, _SqlJob):
@@ -388,7 +393,9 @@ class StoredQueries:
         if error is not None:
             raise error
         q = await self._get(query_id)
-        page = await stored.read_page(self.db, query_id, 0, max_initial_results)
+        page = await stored.read_page(
+            self.db, query_id, 0, max_initial_results, max_bytes=self._page_bytes
+        )
         total = q.results_total_doc_count or 0
         nxt = self.cursors.encode(query_id, page.count) if page.count < total else None
         return Started(q, page, nxt)
@@ -422,7 +429,9 @@ class StoredQueries:
                 state=q.state,
             )
         start = (self.cursors.decode(query_id, cursor) if cursor else 0) + offset
-        rows = await stored.read_page(self.db, query_id, start, start + docs)
+        rows = await stored.read_page(
+            self.db, query_id, start, start + docs, max_bytes=self._page_bytes
+        )
         total = q.results_total_doc_count or 0
         nxt = start + rows.count
         return PageOut(

@@ -116,6 +116,16 @@ class UpstashIndex:
             include=include,
         )
 
+    def check_fan_out(self, queries: int) -> None:
+        """A request may carry at most ``max_queries_per_request`` queries."""
+        cap = self.settings.max_queries_per_request
+        if queries > cap:
+            raise InvalidRequest(
+                f"the request holds {queries} queries; the limit is {cap} "
+                "(PGPAGER_MAX_QUERIES_PER_REQUEST): send them in several requests",
+                limit=cap,
+            )
+
     async def range_page(
         self,
         collection: str,

@@ -41,7 +41,22 @@ Chunks = AsyncGenerator[list[bytes], None]
 READER_GROUP = "pgpager_reader"
 """NOLOGIN: holds the read grants. The SQL of each API key logs in as a member of its own."""
 FETCH_ROWS = 10_000
-"""Rows per FETCH from the server-side cursor, and so per COPY write."""
+"""Most rows per FETCH from the server-side cursor (and so per COPY write)."""
+FETCH_BYTES = 8 * 1024 * 1024
+"""About this many bytes of rows per FETCH: big rows are fetched a few at a time."""
+
+
+class Fetches:
+    """How many rows the next FETCH asks for: few at first, then as many as keep a chunk near
+    ``FETCH_BYTES`` (at most ``FETCH_ROWS``), so that big rows never pile up in memory."""
+
+    def __init__(self) -> None:
+        self.rows = 100
+
+    def adapt(self, chunk_bytes: int) -> None:
+        per_row = max(1, chunk_bytes // max(1, self.rows))
+        self.rows = max(1, min(FETCH_ROWS, FETCH_BYTES // per_row))
+
 
 CLIENT_CHECK_MS = 1000
 """How often a reader backend checks that its client is still there (a killed server's
@@ -141,9 +156,7 @@ def reader_role(key_id: str | None) -> str:
     return f"{READER_GROUP}_{key_id or 'anonymous'}"
 
 
-async def provision_reader(
-    pool: Database, role: str, password: str, limits: ReaderLimits
-) -> None:
+async def provision_reader(pool: Database, role: str, password: str, limits: ReaderLimits) -> None:
     """Make ``role`` ready for SQL: created with ``password`` if missing (a member of
     ``pgpager_reader`` and nothing more), ``limits`` set in this database, and checked to be
     sandboxed. SqlUnavailable says what a DBA must do where pgpager's own role cannot."""
@@ -405,11 +418,14 @@ async def state_counts(pool: Database) -> dict[str, int]:
         return {r[0]: int(r[1]) for r in await cur.fetchall()}
 
 
-async def read_page(pool: Database, query_id: str, start: int, stop: int) -> Page:
+async def read_page(
+    pool: Database, query_id: str, start: int, stop: int, *, max_bytes: int
+) -> Page:
+    """Rows ``start`` .. ``stop`` as one JSON array, cut short (never below one row) where it
+    would pass ``max_bytes``: the caller continues from the count it got."""
+    params = {"query_id": query_id, "start": start, "stop": stop, "max_bytes": max_bytes}
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            query("stored", "read_page"), {"query_id": query_id, "start": start, "stop": stop}
-        )
+        cur = await conn.execute(query("stored", "read_page"), params)
         row = await cur.fetchone()
     assert row is not None
     return Page(results=row[0].encode(), count=int(row[1]))
@@ -483,14 +499,15 @@ async def sql_rows(conn: Conn, text: str, parameters: Sequence[Any], *, timeout_
             # binary=True makes psycopg use the extended protocol even without parameters:
             # the server then refuses a text holding more than one statement.
             await cur.execute(declare, [_param(p) for p in parameters], binary=True)
-            fetch = query("stored", "fetch", n=sql.Literal(FETCH_ROWS))
+            fetch = Fetches()
             while True:
-                await cur.execute(fetch, binary=True)
+                await cur.execute(query("stored", "fetch", n=sql.Literal(fetch.rows)), binary=True)
                 rows = await cur.fetchall()
                 if rows:
                     yield [r[0] for r in rows]
-                if len(rows) < FETCH_ROWS:
+                if len(rows) < fetch.rows:
                     break
+                fetch.adapt(sum(len(r[0]) for r in rows))
     except psycopg.Error as exc:
         raise _query_error(exc, timeout_ms, shift=shift, length=len(user_sql)) from exc
 
@@ -589,6 +606,7 @@ async def write_rows(
     *,
     max_rows: int,
     max_size_mb: int,
+    max_row_kb: int,
     ttl_s: float,
     elapsed_ms: Callable[[], int],
 ) -> Written | None:
@@ -612,6 +630,14 @@ async def write_rows(
                     buf = bytearray()
                     for line in chunk:
                         size += len(line)
+                        if len(line) > max_row_kb * 1024:
+                            raise QueryFailed(
+                                f"row {n + 1} of the result is {len(line) // 1024:,} KB of JSON; "
+                                f"a stored query keeps rows of at most {max_row_kb:,} KB "
+                                "(PGPAGER_STORED_QUERY_MAX_ROW_KB): select fewer or smaller "
+                                "columns",
+                                limit_kb=max_row_kb,
+                            )
                         if b"\\" in line or b"\n" in line or b"\r" in line or b"\t" in line:
                             for raw, escaped in _COPY_ESCAPES:
                                 line = line.replace(raw, escaped)

@@ -314,6 +314,7 @@ class UpstashController(Controller):
 
         # A list of queries (query_many) gets a list of result lists.
         if isinstance(body, list):
+            upstash.check_fan_out(len(body))
             return Ok([await one(q) for q in body])
         return Ok(await one(body))
 

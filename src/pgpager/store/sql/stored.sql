@@ -146,11 +146,18 @@ ORDER BY created_at DESC, query_id
 LIMIT %(limit)s
 
 -- name: read_page
--- A primary-key range read: the same cost at any depth. The rows are already JSON text.
-SELECT coalesce('[' || string_agg(row::text, ',' ORDER BY ordinal) || ']', '[]') AS results,
+-- A primary-key range read: the same cost at any depth. The rows are already JSON text. A page
+-- stops before %(max_bytes)s (but holds at least its first row).
+WITH page AS (
+    SELECT ordinal, row::text AS row,
+           sum(octet_length(row::text) + 1) OVER (ORDER BY ordinal) AS upto
+    FROM pgpager.stored_query_rows
+    WHERE query_id = %(query_id)s AND ordinal >= %(start)s AND ordinal < %(stop)s
+)
+SELECT coalesce('[' || string_agg(row, ',' ORDER BY ordinal) || ']', '[]') AS results,
        count(*) AS n
-FROM pgpager.stored_query_rows
-WHERE query_id = %(query_id)s AND ordinal >= %(start)s AND ordinal < %(stop)s
+FROM page
+WHERE upto <= %(max_bytes)s OR ordinal = %(start)s
 
 -- name: copy_rows
 COPY pgpager.stored_query_rows (query_id, ordinal, row) FROM STDIN
