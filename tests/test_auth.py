@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 KEYS = "reader-token-1:read,writer-token-1:read+write,admin-token-1:admin"
 
 
@@ -44,3 +46,18 @@ async def test_health_and_docs(client: Any) -> None:
     schema = (await client.get("/docs/openapi.json")).json()
     assert "/v1/collections" in schema["paths"]
     assert (await client.get("/docs")).status_code == 200
+
+
+@pytest.mark.parametrize("private", [False, True])
+async def test_docs_and_metrics_are_open_by_a_documented_choice(
+    make_client: Any, private: bool
+) -> None:
+    async with make_client(
+        api_keys=KEYS, public_docs=not private, public_metrics=not private
+    ) as client:
+        for path in ("/docs/openapi.json", "/docs/swagger", "/metrics"):
+            r = await client.get(path)
+            assert r.status_code == (401 if private else 200), (path, r.status_code)
+            r = await client.get(path, headers={"Authorization": "Bearer reader-token-1"})
+            assert r.status_code == 200, (path, r.status_code)
+        assert (await client.get("/health")).status_code == 200, "health is always open"

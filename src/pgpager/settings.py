@@ -103,6 +103,16 @@ class Settings:
         "Empty: no auth (allowed on loopback only).",
         "",
     )
+    public_docs: bool = _doc(
+        "With API keys configured, serve /docs (the OpenAPI document and its pages) without a "
+        "key. false: they need a key with the read scope.",
+        True,
+    )
+    public_metrics: bool = _doc(
+        "With API keys configured, serve /metrics without a key (for Prometheus scrapers). "
+        "false: it needs a key with the read scope.",
+        True,
+    )
     log_level: str = _doc("Log level: debug, info, warning, error.", "info")
     log_format: str = _doc(
         "Log format on stderr: text (one line per record) or json (one object per line: ts, "

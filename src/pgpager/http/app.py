@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -78,6 +78,10 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             version=__version__,
             description="Pagination server for vector search on PostgreSQL + pgvector.",
             path="/docs",
+            # Open unless PGPAGER_PUBLIC_DOCS=false (then a read key is needed, see auth_guard).
+            openapi_router=Router(
+                path="/docs", route_handlers=[], opt={"public_unless": "public_docs"}
+            ),
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,

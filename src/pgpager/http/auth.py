@@ -16,12 +16,15 @@ async def auth_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     # async: a plain function guard would be run in a worker thread on every request.
+    runtime = connection.app.state.runtime
     needed = handler.opt.get("scope")
     if needed is None:
-        return
-    principal = connection.app.state.runtime.auth.authenticate(
-        connection.headers.get("authorization")
-    )
+        # Open routes (/health, /metrics, /docs); the last two only while a setting says so.
+        public = handler.opt.get("public_unless")
+        if public is None or getattr(runtime.settings, public):
+            return
+        needed = "read"
+    principal = runtime.auth.authenticate(connection.headers.get("authorization"))
     principal.require(*((needed,) if isinstance(needed, str) else needed))
     connection.state.principal = principal
 

@@ -23,6 +23,8 @@ async def health(admin: Admin) -> Response[dict[str, str]]:
     return Response({"status": "ok", "database": "ok", "version": __version__})
 
 
-@get("/metrics", tags=["system"], media_type=MediaType.TEXT)
+@get(
+    "/metrics", tags=["system"], media_type=MediaType.TEXT, opt={"public_unless": "public_metrics"}
+)
 async def metrics() -> Response[bytes]:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
