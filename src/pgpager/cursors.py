@@ -201,8 +201,5 @@ class CursorHosts:
     async def recycle(self) -> None:
         await asyncio.gather(*(h.recycle() for h in self.hosts))
 
-    def cursor_count(self) -> int:
-        return sum(len(h.cursors) for h in self.hosts)
-
     async def shutdown(self) -> None:
         await asyncio.gather(*(h.shutdown() for h in self.hosts), return_exceptions=True)

@@ -285,10 +285,6 @@ class ResumableQueries:
         metrics.handles_active.set(0)
         log.info("cursor hosts recycled for a collection drop; %d handles will rehydrate", count)
 
-    async def close_all(self) -> None:
-        await self.hosts.shutdown()
-        self.live.clear()
-
     # --- internals ---------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _exclusive(self, handle: str) -> AsyncIterator[None]:
