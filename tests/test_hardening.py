@@ -4,11 +4,21 @@ the handle cap, and idle-time resolution. Each test failed on the code before it
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
+import numpy as np
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
+
+from pgpager.errors import CollectionNotFound
+from pgpager.store import pages, sessions
+from pgpager.store.filters import compile_filter
+from pgpager.store.search import Include, nearest, params
+
+from .conftest import ServerProcess
 
 Client = AsyncTestClient[Any]
 
@@ -18,26 +28,43 @@ def vectors(ids: list[str], bias: float = 0.0) -> list[dict[str, Any]]:
 
 
 # --- 1. concurrent upserts of the same ids -------------------------------------------------
+@pytest.fixture
+async def live(
+    server_factory: Callable[..., ServerProcess], pg_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A real server on a socket: races need requests that truly run at the same time (the
+    in-process test client runs them one after the other)."""
+    server = server_factory(pg_url)
+    await asyncio.to_thread(server.start)
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
+        yield http
+
+
 async def test_concurrent_upserts_of_the_same_ids_never_fail(
-    client: Client, collection: str
+    live: httpx.AsyncClient, collection_name: str
 ) -> None:
+    collection = collection_name
+    assert (
+        await live.post("/v1/collections", json={"name": collection, "dimension": 3})
+    ).is_success
     ids = [f"id{i:03d}" for i in range(200)]
 
     async def native(n: int) -> int:
         batch = ids if n % 2 else list(reversed(ids))
-        r = await client.post(
+        r = await live.post(
             f"/v1/collections/{collection}/vectors", json={"vectors": vectors(batch, n)}
         )
         return r.status_code
 
     async def upstash(n: int) -> int:
         batch = ids if n % 2 else list(reversed(ids))
-        r = await client.post(f"/upstash/{collection}/upsert", json=vectors(batch, n))
+        r = await live.post(f"/upstash/{collection}/upsert", json=vectors(batch, n))
         return r.status_code
 
-    codes = await asyncio.gather(*(native(n) for n in range(10)), *(upstash(n) for n in range(10)))
-    assert codes == [200] * 20
-    r = await client.get(f"/v1/collections/{collection}")
+    codes = await asyncio.gather(*(native(n) for n in range(20)), *(upstash(n) for n in range(20)))
+    assert codes == [200] * 40
+    r = await live.get(f"/v1/collections/{collection}")
     assert r.json()["vector_count"] == 200
 
 
@@ -93,16 +120,48 @@ async def test_requests_racing_a_drop_get_404_never_500(
             assert r.status_code == 201, r.text
             r = await client.post(f"/v1/collections/{name}/vectors", json={"vectors": vectors(ids)})
             assert r.status_code in (200, 404), r.text
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
             r = await client.delete(f"/v1/collections/{name}")
             assert r.status_code == 204, r.text
         stop.set()
 
-    kinds = ["upsert", "search", "upstash", "fetch", "resumable"]
+    kinds = ["upsert", "search", "upstash", "fetch", "resumable"] * 2
     await asyncio.gather(churn(), *(traffic(k) for k in kinds))
     errors = [s for s in statuses if s[1] >= 500]
     assert errors == []
     assert {code for _, code, _ in statuses} <= {200, 201, 404, 410}
+
+
+async def test_statements_on_a_collection_dropped_meanwhile_are_collection_not_found(
+    client: Client, collection: str
+) -> None:
+    """The race above, made certain: a request that looked the collection up just before the
+    drop reaches its table (or the sessions table's foreign key) just after it."""
+    rt = client.app.state.runtime
+    c = await rt.collections.get(collection)
+    assert (await client.delete(f"/v1/collections/{collection}")).status_code == 204
+    with pytest.raises(CollectionNotFound):
+        async with rt.db.connection() as conn:
+            await pages.count_matching(conn, c, "", compile_filter(None), bound=10)
+    with pytest.raises(CollectionNotFound):
+        await rt.hosts.pick().declare(
+            nearest(c, include=Include()),
+            params(c, np.asarray([1, 0, 0], dtype=np.float32), "", None),
+        )
+    with pytest.raises(CollectionNotFound):
+        await sessions.insert_within_cap(
+            rt.db,
+            10,
+            id="h" * 48,
+            collection=collection,
+            namespace="",
+            query={"vector": [1, 0, 0]},
+            phase="index",
+            max_idle_s=60,
+            max_lifetime_s=60,
+            owner_instance="test",
+            api_key_id=None,
+        )
 
 
 # --- 4. the handle cap ---------------------------------------------------------------------
