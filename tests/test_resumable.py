@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from pgpager.sweeper import sweep_once
-from tests.helpers import clustered, exact_order, load
+from tests.helpers import clustered, eventually, exact_order, load
 
 Client = AsyncTestClient[Any]
 
@@ -278,13 +278,14 @@ async def test_sweeper_expires_idle_handles(
 
     dry = await sweep_once(ctx.pool, ctx.settings, resumable=ctx.resumable, dry_run=True)
     assert handle not in [c.id for c in dry.expired]
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def overdue() -> list[str]:
         dry = await sweep_once(ctx.pool, ctx.settings, resumable=ctx.resumable, dry_run=True)
-        if handle in [c.id for c in dry.expired]:
-            break
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+        return [c.id for c in dry.expired]
+
+    await eventually(
+        overdue, until=lambda ids: handle in ids, what="a dry-run sweep finds the handle overdue"
+    )
     status = (await client.get(f"/v1/resumable-queries/{handle}")).json()
     assert status["state"] == "active", "a dry run changes nothing"
 
@@ -315,10 +316,16 @@ async def test_background_sweeper_with_tiny_interval(
         handle = (await start(client, collection_name, [1, 0, 0], top_k=1, max_idle=1)).json()[
             "handle"
         ]
-        deadline = time.monotonic() + 15
-        while (await client.get(f"/v1/resumable-queries/{handle}")).json()["state"] != "expired":
-            assert time.monotonic() < deadline, "the sweeper did not expire the handle"
-            await asyncio.sleep(0.1)
+
+        async def state() -> str:
+            return str((await client.get(f"/v1/resumable-queries/{handle}")).json()["state"])
+
+        await eventually(
+            state,
+            until=lambda s: s == "expired",
+            what="the background sweeper expires the idle handle",
+            timeout_s=15,
+        )
 
 
 async def test_max_lifetime(make_client: Any, collection_name: str) -> None:
@@ -329,14 +336,20 @@ async def test_max_lifetime(make_client: Any, collection_name: str) -> None:
             json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(9)]},
         )
         handle = (await start(client, collection_name, [1, 0, 0], top_k=1)).json()["handle"]
-        deadline = time.monotonic() + 10
-        while True:
-            r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
-            if r.status_code == 410:
-                assert "lifetime" in r.json()["error"]["message"]
-                break
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
+
+        async def next_one() -> Any:
+            return await client.post(
+                f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1}
+            )
+
+        # Each poll that is still served delivers a row (8 are left): poll slowly.
+        r = await eventually(
+            next_one,
+            until=lambda r: r.status_code == 410,
+            what="next is refused once the handle outlived its 1 s lifetime",
+            interval_s=0.2,
+        )
+        assert "lifetime" in r.json()["error"]["message"]
 
 
 async def test_cursor_backend_terminated(client: Client, collection_name: str, pg_url: str) -> None:
@@ -395,10 +408,13 @@ async def test_idle_handle_expires_on_next_without_a_sweep(client: Client, colle
     )
     handle = (await start(client, collection, [1, 0, 0], top_k=1, max_idle=1)).json()["handle"]
     assert handle in client.app.state.ctx.resumable.live
-    deadline = time.monotonic() + 10
-    while (await client.get(f"/v1/resumable-queries/{handle}")).json()["idle_seconds"] <= 1.2:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+
+    async def idle_seconds() -> float:
+        return float((await client.get(f"/v1/resumable-queries/{handle}")).json()["idle_seconds"])
+
+    await eventually(
+        idle_seconds, until=lambda s: s > 1.2, what="the handle is idle past its max_idle of 1 s"
+    )
     r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
     assert r.status_code == 410
     assert "idle" in r.json()["error"]["message"]

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from pgpager.bench.server import free_port
+from tests.helpers import eventually_sync
 
 PGPAGER = [sys.executable, "-m", "pgpager"]
 
@@ -23,15 +24,14 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def wait_health(port: int, proc: subprocess.Popen[Any], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         assert proc.poll() is None, "server exited early"
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
         except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError("server did not become healthy")
+            return False
+
+    eventually_sync(healthy, what="the server answers /health", timeout_s=timeout, interval_s=0.2)
 
 
 def test_serve_embedded_lock_and_clean_stop(tmp_path: Path) -> None:
