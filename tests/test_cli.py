@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from pgpager import migrations
 from pgpager.bench.server import free_port
 from pgpager.cli import cli
-from tests.conftest import TEMPLATE, ServerProcess, create_database, drop_database
+from tests.conftest import ServerProcess, create_database, db_name, drop_database
 from tests.helpers import eventually_sync, load
 
 
@@ -105,7 +105,7 @@ def running(admin_url: str, template_url: str) -> Iterator[Running]:
     """One server for the tests that need one, on a database of their own. Its sweeper never
     ticks: whatever closes a cursor in these tests is the NOTIFY from the CLI."""
     name = "pgpager_cli_" + secrets.token_hex(4)
-    url = create_database(admin_url, name, template=TEMPLATE)
+    url = create_database(admin_url, name, template=db_name(template_url))
     server = ServerProcess(url, {"PGPAGER_SWEEP_INTERVAL_S": "3600"})
     server.start()
     http = httpx.Client(base_url=server.url, timeout=30)
