@@ -93,9 +93,14 @@ def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # A short path: Unix socket paths are limited to ~100 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="pgpt-")) / "pg"
     server = EmbeddedPostgres(data_dir)
-    url = server.start()
+    url = _with_db(server.start(), "postgres")
     try:
-        yield _with_db(url, "postgres")
+        # A throwaway cluster: commits, CREATE and DROP DATABASE need not wait for the disk.
+        with psycopg.connect(url, autocommit=True) as conn:
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
+            conn.execute("SELECT pg_reload_conf()")
+        yield url
     finally:
         server.stop()
         shutil.rmtree(data_dir.parent, ignore_errors=True)
