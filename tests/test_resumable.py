@@ -377,13 +377,14 @@ async def test_cursor_backend_terminated(client: Client, collection_name: str, p
         assert len(got) == len(set(got)) == n, "no duplicate, no gap after the backend died"
 
 
-async def test_drop_collection_with_open_handles(make_client: Any, pg_url: str) -> None:
+async def test_drop_collection_with_open_handles(
+    make_client: Any, pg_url: str, collection_name: str
+) -> None:
     """A cursor host's transaction locks tables it read; a drop must not hang behind it, and
     handles of other collections on the same host carry on (rehydrated)."""
-    a, b = "t_drop_a", "t_drop_b"
+    a, b = collection_name + "_a", collection_name + "_b"
     async with make_client(cursor_hosts=1) as client:
         for name in (a, b):
-            await client.delete(f"/v1/collections/{name}")
             await create(client, name, 8)
             load(pg_url, name, clustered(300, 8, seed=len(name)))
         ha = (await start(client, a, [1.0] * 8, top_k=5)).json()["handle"]
