@@ -5,11 +5,17 @@
 - ``PGPAGER_TEST_DOCKER=1``: testcontainers with ``pgvector/pgvector:pg17``.
 
 The schema is migrated once into a template database; ``pg_url`` is a database cloned from it
-for the whole run, ``fresh_db_url`` a new clone per test for tests that need a database alone.
+for all the tests of one process, ``fresh_db_url`` a new clone per test for tests that need a
+database alone.
+
+Runs in parallel with pytest-xdist (``-n``): every database name carries the run's id, and
+``pg_url``'s the xdist worker's too. With the embedded server each worker starts its own; an
+external server is shared by the workers, and so is the run's template database.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -29,7 +35,39 @@ from pgpager import migrations
 from pgpager.bench.server import BenchServer
 from pgpager.settings import Settings
 
-TEMPLATE = "pgpager_template"
+RUN_ID = pytest.StashKey[str]()
+TEMPLATE_LOCK = "pgpager tests: template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    config.stash[RUN_ID] = workerinput["pgpager_run_id"] if workerinput else secrets.token_hex(4)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: hand the run's id to every worker."""
+    node.workerinput["pgpager_run_id"] = node.config.stash[RUN_ID]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """On an external server, drop the run's template once every worker is done (the embedded
+    server and the container go away with their databases)."""
+    external = os.environ.get("PGPAGER_TEST_DATABASE_URL")
+    if external and not hasattr(config, "workerinput"):
+        # Unreachable: the tests have said so already.
+        with contextlib.suppress(psycopg.OperationalError):
+            drop_database(external, template_name(config.stash[RUN_ID]))
+
+
+def template_name(run_id: str) -> str:
+    return f"pgpager_template_{run_id}"
+
+
+@pytest.fixture(scope="session")
+def run_id(request: pytest.FixtureRequest) -> str:
+    """Shared by all xdist workers of one run, different for every run."""
+    return request.config.stash[RUN_ID]
 
 
 def _with_db(url: str, dbname: str) -> str:
@@ -55,9 +93,14 @@ def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # A short path: Unix socket paths are limited to ~100 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="pgpt-")) / "pg"
     server = EmbeddedPostgres(data_dir)
-    url = server.start()
+    url = _with_db(server.start(), "postgres")
     try:
-        yield _with_db(url, "postgres")
+        # A throwaway cluster: commits, CREATE and DROP DATABASE need not wait for the disk.
+        with psycopg.connect(url, autocommit=True) as conn:
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
+            conn.execute("SELECT pg_reload_conf()")
+        yield url
     finally:
         server.stop()
         shutil.rmtree(data_dir.parent, ignore_errors=True)
@@ -82,26 +125,46 @@ def drop_database(admin_url: str, name: str) -> None:
         )
 
 
-@pytest.fixture(scope="session")
-def template_url(admin_url: str) -> str:
-    url = create_database(admin_url, TEMPLATE)
-    migrations.upgrade(url)
-    return url
+def db_name(url: str) -> str:
+    return urllib.parse.urlsplit(url).path.lstrip("/")
 
 
 @pytest.fixture(scope="session")
-def pg_url(admin_url: str, template_url: str) -> Iterator[str]:
-    """A migrated database shared by the whole run (tests use their own collections)."""
-    url = create_database(admin_url, "pgpager_test", template=TEMPLATE)
+def template_url(admin_url: str, run_id: str) -> str:
+    """The migrated schema, for cloning. On a shared server the first worker to get here
+    creates it and the others wait, then clone the same one: all the run's databases then hold
+    the same pgpager_reader password (the role is server-wide), so they never take turns
+    resetting it, and the role is created once."""
+    name = template_name(run_id)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [TEMPLATE_LOCK])
+        try:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                url = create_database(admin_url, name)
+                try:
+                    migrations.upgrade(url)
+                except BaseException:
+                    drop_database(admin_url, name)
+                    raise
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [TEMPLATE_LOCK])
+    return _with_db(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def pg_url(admin_url: str, template_url: str, run_id: str) -> Iterator[str]:
+    """A migrated database shared by this worker's tests (they use their own collections)."""
+    name = f"pgpager_test_{run_id}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    url = create_database(admin_url, name, template=db_name(template_url))
     yield url
-    drop_database(admin_url, "pgpager_test")
+    drop_database(admin_url, name)
 
 
 @pytest.fixture
 def fresh_db_url(admin_url: str, template_url: str) -> Iterator[str]:
     """A migrated database of this test's own."""
     name = "pgpager_t_" + secrets.token_hex(4)
-    url = create_database(admin_url, name, template=TEMPLATE)
+    url = create_database(admin_url, name, template=db_name(template_url))
     yield url
     drop_database(admin_url, name)
 

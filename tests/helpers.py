@@ -1,4 +1,5 @@
-"""Shared test helpers: fast loading of synthetic vectors straight into a collection table."""
+"""Shared test helpers: polling with a deadline, and fast loading of synthetic vectors straight
+into a collection table."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -15,27 +16,56 @@ from psycopg.types.json import Jsonb
 
 from pgpager.bench.data import clustered
 
-__all__ = ["clustered", "eventually", "exact_order", "load"]
+__all__ = ["clustered", "eventually", "eventually_sync", "exact_order", "load"]
+
+T = TypeVar("T")
 
 
 async def eventually(
-    check: Callable[[], bool | Awaitable[bool]],
+    check: Callable[[], Awaitable[T] | T],
     *,
+    until: Callable[[T], object] = bool,
+    what: str,
     timeout_s: float = 10.0,
-    interval_s: float = 0.02,
-    what: str = "the condition",
-) -> None:
-    """Poll ``check`` (sync or async) until it is true; fail naming ``what`` at the deadline."""
+    interval_s: float = 0.05,
+) -> T:
+    """Call ``check`` (sync or async) until ``until(result)`` holds and return that result.
+
+    Past ``timeout_s`` this fails with an AssertionError naming ``what`` did not happen and the
+    last result. The one way tests wait for something; never a bare sleep.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
+        value: T = await result if inspect.isawaitable(result) else result
+        if until(value):
+            return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} did not happen within {timeout_s} s")
+            raise AssertionError(
+                f"{what}: did not happen within {timeout_s} s (last seen: {value!r})"
+            )
         await asyncio.sleep(interval_s)
+
+
+def eventually_sync(
+    check: Callable[[], T],
+    *,
+    until: Callable[[T], object] = bool,
+    what: str,
+    timeout_s: float = 10.0,
+    interval_s: float = 0.05,
+) -> T:
+    """``eventually`` for synchronous tests."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if until(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"{what}: did not happen within {timeout_s} s (last seen: {value!r})"
+            )
+        time.sleep(interval_s)
 
 
 def load(

@@ -8,8 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +22,8 @@ from psycopg.types.json import Jsonb
 from pgpager import migrations
 from pgpager.bench.server import free_port
 from pgpager.cli import cli
-from tests.conftest import TEMPLATE, ServerProcess, create_database, drop_database
-from tests.helpers import load
+from tests.conftest import ServerProcess, create_database, db_name, drop_database
+from tests.helpers import eventually_sync, load
 
 
 def pgpager(url: str, *args: str, input: str | None = None) -> Result:
@@ -49,15 +48,6 @@ def one_error_line(r: Result) -> str:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pgpager: error: "), r.stderr
     return lines[0]
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def backend_xmin(url: str, pid: int) -> tuple[bool, str | None]:
@@ -115,7 +105,7 @@ def running(admin_url: str, template_url: str) -> Iterator[Running]:
     """One server for the tests that need one, on a database of their own. Its sweeper never
     ticks: whatever closes a cursor in these tests is the NOTIFY from the CLI."""
     name = "pgpager_cli_" + secrets.token_hex(4)
-    url = create_database(admin_url, name, template=TEMPLATE)
+    url = create_database(admin_url, name, template=db_name(template_url))
     server = ServerProcess(url, {"PGPAGER_SWEEP_INTERVAL_S": "3600"})
     server.start()
     http = httpx.Client(base_url=server.url, timeout=30)
@@ -188,11 +178,18 @@ def test_handles_list_show_stop_on_a_running_server(running: Running) -> None:
     assert f"stopped {handle}" in r.stdout
     # The server heard the NOTIFY and closed the cursor: its host backend lets go of the
     # snapshot (and so of the VACUUM horizon) at once.
-    assert wait_for(lambda: backend_xmin(url, pid) == (True, None), timeout=5), (
-        backend_xmin(url, pid),
-        server.output(),
+    eventually_sync(
+        lambda: backend_xmin(url, pid),
+        until=lambda alive_xmin: alive_xmin == (True, None),
+        what="the cursor host's backend lets go of its snapshot",
+        timeout_s=5,
     )
-    assert wait_for(lambda: "was closed elsewhere; closed its cursor" in server.output(), 5)
+    eventually_sync(
+        server.output,
+        until=lambda log: "was closed elsewhere; closed its cursor" in log,
+        what="the server logs that it closed the cursor",
+        timeout_s=5,
+    )
 
     r = http.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 2})
     assert r.status_code == 410, r.text

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.helpers import clustered, exact_order, load
+from tests.helpers import clustered, eventually, exact_order, load
 
 Client = AsyncTestClient[Any]
 
@@ -277,13 +277,14 @@ async def test_sweeper_expires_idle_handles(
 
     dry = await rt.sweeper.sweep_once(dry_run=True)
     assert handle not in [c.id for c in dry.expired]
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def overdue() -> list[str]:
         dry = await rt.sweeper.sweep_once(dry_run=True)
-        if handle in [c.id for c in dry.expired]:
-            break
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+        return [c.id for c in dry.expired]
+
+    await eventually(
+        overdue, until=lambda ids: handle in ids, what="a dry-run sweep finds the handle overdue"
+    )
     status = (await client.get(f"/v1/resumable-queries/{handle}")).json()
     assert status["state"] == "active", "a dry run changes nothing"
 
@@ -314,10 +315,16 @@ async def test_background_sweeper_with_tiny_interval(
         handle = (await start(client, collection_name, [1, 0, 0], top_k=1, max_idle=1)).json()[
             "handle"
         ]
-        deadline = time.monotonic() + 15
-        while (await client.get(f"/v1/resumable-queries/{handle}")).json()["state"] != "expired":
-            assert time.monotonic() < deadline, "the sweeper did not expire the handle"
-            await asyncio.sleep(0.1)
+
+        async def state() -> str:
+            return str((await client.get(f"/v1/resumable-queries/{handle}")).json()["state"])
+
+        await eventually(
+            state,
+            until=lambda s: s == "expired",
+            what="the background sweeper expires the idle handle",
+            timeout_s=15,
+        )
 
 
 async def test_max_lifetime(make_client: Any, collection_name: str) -> None:
@@ -328,14 +335,20 @@ async def test_max_lifetime(make_client: Any, collection_name: str) -> None:
             json={"vectors": [{"id": str(i), "vector": [1, i, 0]} for i in range(9)]},
         )
         handle = (await start(client, collection_name, [1, 0, 0], top_k=1)).json()["handle"]
-        deadline = time.monotonic() + 10
-        while True:
-            r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
-            if r.status_code == 410:
-                assert "lifetime" in r.json()["error"]["message"]
-                break
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
+
+        async def next_one() -> Any:
+            return await client.post(
+                f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1}
+            )
+
+        # Each poll that is still served delivers a row (8 are left): poll slowly.
+        r = await eventually(
+            next_one,
+            until=lambda r: r.status_code == 410,
+            what="next is refused once the handle outlived its 1 s lifetime",
+            interval_s=0.2,
+        )
+        assert "lifetime" in r.json()["error"]["message"]
 
 
 async def test_cursor_backend_terminated(client: Client, collection_name: str, pg_url: str) -> None:
@@ -363,13 +376,14 @@ async def test_cursor_backend_terminated(client: Client, collection_name: str, p
         assert len(got) == len(set(got)) == n, "no duplicate, no gap after the backend died"
 
 
-async def test_drop_collection_with_open_handles(make_client: Any, pg_url: str) -> None:
+async def test_drop_collection_with_open_handles(
+    make_client: Any, pg_url: str, collection_name: str
+) -> None:
     """A cursor host's transaction locks tables it read; a drop must not hang behind it, and
     handles of other collections on the same host carry on (rehydrated)."""
-    a, b = "t_drop_a", "t_drop_b"
+    a, b = collection_name + "_a", collection_name + "_b"
     async with make_client(cursor_hosts=1) as client:
         for name in (a, b):
-            await client.delete(f"/v1/collections/{name}")
             await create(client, name, 8)
             load(pg_url, name, clustered(300, 8, seed=len(name)))
         ha = (await start(client, a, [1.0] * 8, top_k=5)).json()["handle"]
@@ -394,10 +408,13 @@ async def test_idle_handle_expires_on_next_without_a_sweep(client: Client, colle
     )
     handle = (await start(client, collection, [1, 0, 0], top_k=1, max_idle=1)).json()["handle"]
     assert handle in client.app.state.runtime.resumable.live
-    deadline = time.monotonic() + 10
-    while (await client.get(f"/v1/resumable-queries/{handle}")).json()["idle_seconds"] <= 1.2:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+
+    async def idle_seconds() -> float:
+        return float((await client.get(f"/v1/resumable-queries/{handle}")).json()["idle_seconds"])
+
+    await eventually(
+        idle_seconds, until=lambda s: s > 1.2, what="the handle is idle past its max_idle of 1 s"
+    )
     r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
     assert r.status_code == 410
     assert "idle" in r.json()["error"]["message"]

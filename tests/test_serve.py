@@ -22,6 +22,7 @@ import pytest
 
 from pgpager.bench.server import free_port
 from tests.conftest import ServerProcess
+from tests.helpers import eventually_sync
 
 PGPAGER = [sys.executable, "-m", "pgpager"]
 
@@ -32,19 +33,27 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def wait_health(port: int, proc: subprocess.Popen[Any], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         assert proc.poll() is None, "server exited early"
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
         except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError("server did not become healthy")
+            return False
+
+    eventually_sync(healthy, what="the server answers /health", timeout_s=timeout, interval_s=0.2)
 
 
-def test_serve_embedded_lock_and_clean_stop(tmp_path: Path) -> None:
-    data_dir = Path("/tmp") / f"pgps-{os.getpid()}-{time.monotonic_ns() % 10**6}" / "pg"
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory of this test's own with a short path: Unix socket paths are limited to ~100
+    bytes, and the embedded server puts its socket in its data directory."""
+    path = Path(tempfile.mkdtemp(prefix="pgps-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_serve_embedded_lock_and_clean_stop(tmp_path: Path, short_dir: Path) -> None:
+    data_dir = short_dir / "pg"
     port = free_port()
     e = env(PGPAGER_DATA_DIR=str(data_dir), PGPAGER_PORT=str(port))
     log = (tmp_path / "serve.log").open("w")
@@ -84,10 +93,11 @@ def test_serve_embedded_lock_and_clean_stop(tmp_path: Path) -> None:
         proc.wait(60)
 
 
-def test_non_loopback_without_keys_is_refused() -> None:
+def test_non_loopback_without_keys_is_refused(tmp_path: Path) -> None:
     r = subprocess.run(
         [*PGPAGER, "serve", "--host", "0.0.0.0"],
-        env=env(),
+        # A data directory of its own, should it ever get as far as starting a database.
+        env=env(PGPAGER_DATA_DIR=str(tmp_path / "pg")),
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,13 +4,11 @@ anything. Keys against each other: test_sandbox.py."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import psycopg
@@ -18,24 +16,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from pgpager.store import stored
-
-T = TypeVar("T")
+from tests.helpers import eventually, eventually_sync
 
 SERIES_25 = "SELECT g AS n FROM generate_series(1, 25) g ORDER BY g"
-
-
-async def poll(
-    fn: Callable[[], Awaitable[T]], done: Callable[[T], bool], within_s: float = 20
-) -> T:
-    """Call ``fn`` until ``done(result)``, with a deadline (never a bare sleep)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        result = await fn()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not done after {within_s} s: {result!r}")
-        await asyncio.sleep(0.05)
 
 
 async def run_sql(client: AsyncTestClient[Any], query: str, **body: Any) -> httpx.Response:
@@ -330,30 +313,41 @@ async def test_async_query_runs_to_completed(client: AsyncTestClient[Any]) -> No
     async def state() -> str:
         return str((await client.get(f"/v1/queries/{qid}")).json()["data"]["state"])
 
-    assert await poll(state, lambda s: s in ("COMPLETED", "FAILED")) == "COMPLETED"
+    finished = await eventually(
+        state,
+        until=lambda s: s in ("COMPLETED", "FAILED"),
+        what="the async query finishes",
+        timeout_s=20,
+    )
+    assert finished == "COMPLETED"
     r = await client.get(f"/v1/queries/{qid}/pages", params={"docs": 1000})
     assert [x["n"] for x in r.json()["results"]] == list(range(1, 101))
 
 
-async def test_delete_stops_a_running_async_query(
-    client: AsyncTestClient[Any], pg_url: str
-) -> None:
-    tag = f"pgpager-test-{uuid.uuid4().hex[:8]}"
-    r = await run_sql(client, f'SELECT pg_sleep(30) AS "{tag}"', **{"async": True})
-    qid = r.json()["query_id"]
+async def test_delete_stops_a_running_async_query(make_client: Any, fresh_db_url: str) -> None:
+    # A database of its own: reader backends are counted by role, per database.
+    async with make_client(url=fresh_db_url) as client:
+        r = await run_sql(client, "SELECT pg_sleep(30)", **{"async": True})
+        qid = r.json()["query_id"]
 
-    async def state() -> str:
-        return str((await client.get(f"/v1/queries/{qid}")).json()["data"]["state"])
+        async def state() -> str:
+            return str((await client.get(f"/v1/queries/{qid}")).json()["data"]["state"])
 
-    await poll(state, lambda s: s == "RUNNING")
-
-    async def backends() -> int:
-        return reader_backends(pg_url)
-
-    await poll(backends, lambda n: n == 1, within_s=10)
-    assert (await client.delete(f"/v1/queries/{qid}")).status_code == 200
-    assert (await client.get(f"/v1/queries/{qid}")).status_code == 404
-    await poll(backends, lambda n: n == 0, within_s=10)
+        await eventually(
+            state, until=lambda s: s == "RUNNING", what="the async query runs", timeout_s=20
+        )
+        await eventually(
+            lambda: reader_backends(fresh_db_url),
+            until=lambda n: n == 1,
+            what="the query's SQL runs on a reader backend",
+        )
+        assert (await client.delete(f"/v1/queries/{qid}")).status_code == 200
+        assert (await client.get(f"/v1/queries/{qid}")).status_code == 404
+        await eventually(
+            lambda: reader_backends(fresh_db_url),
+            until=lambda n: n == 0,
+            what="the deleted query's SQL stops running",
+        )
 
 
 def reader_backends(url: str) -> int:
@@ -378,7 +372,10 @@ async def test_results_expire(make_client: Any, pg_url: str) -> None:
         async def status_code() -> int:
             return (await client.get(f"/v1/queries/{qid}")).status_code
 
-        assert await poll(status_code, lambda s: s != 200, within_s=10) == 410
+        gone = await eventually(
+            status_code, until=lambda s: s != 200, what="the stored query expires"
+        )
+        assert gone == 410
         r = await client.get(f"/v1/queries/{qid}/pages", params={"cursor": cursor})
         assert r.status_code == 410 and r.json()["error"]["code"] == "query_expired"
 
@@ -388,7 +385,7 @@ async def test_results_expire(make_client: Any, pg_url: str) -> None:
             await stored.expire_stored_queries(pool, 1000)
             return await status_code()
 
-        assert await poll(expire, lambda s: s == 404, within_s=10) == 404
+        await eventually(expire, until=lambda s: s == 404, what="expiry deletes the stored query")
         with psycopg.connect(pg_url) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM pgpager.stored_query_rows WHERE query_id = %s", [qid]
@@ -409,7 +406,7 @@ async def test_expiry_deletes_big_results_in_bounded_batches(
             q = await stored.get(pool, qid)
             return q is not None and q.expired
 
-        await poll(expired, bool, within_s=10)
+        await eventually(expired, what="the stored query expires")
 
         def rows() -> int:
             with psycopg.connect(pg_url) as conn:
@@ -473,7 +470,11 @@ async def test_liveness_lock_is_taken_again_after_its_connection_drops(
         async def new_holder() -> int | None:
             return holder(instance_id)
 
-        assert await poll(new_holder, lambda p: p is not None and p != pid, within_s=10)
+        await eventually(
+            new_holder,
+            until=lambda p: p is not None and p != pid,
+            what="a new connection takes the liveness lock again",
+        )
     assert holder(instance_id) is None
 
 
@@ -489,10 +490,12 @@ def test_restart_during_an_async_query_fails_it(
     )
     assert r.status_code == 200, r.text
     qid = r.json()["query_id"]
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{first.url}/v1/queries/{qid}").json()["data"]["state"] != "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    eventually_sync(
+        lambda: httpx.get(f"{first.url}/v1/queries/{qid}").json()["data"]["state"],
+        until=lambda s: s == "RUNNING",
+        what="the async query runs",
+        timeout_s=20,
+    )
     first.kill()
 
     second = server_factory(fresh_db_url)
@@ -501,10 +504,12 @@ def test_restart_during_an_async_query_fails_it(
     assert info["state"] == "FAILED"
     assert "server stopped while the query ran" in info["error"]
     # The killed server's reader backend notices its client is gone and stops.
-    deadline = time.monotonic() + 15
-    while reader_backends(fresh_db_url):
-        assert time.monotonic() < deadline, "the orphaned SQL still runs"
-        time.sleep(0.1)
+    eventually_sync(
+        lambda: reader_backends(fresh_db_url),
+        until=lambda n: n == 0,
+        what="the orphaned SQL stops running",
+        timeout_s=15,
+    )
 
     # A clean stop fails what runs, too.
     r = httpx.post(
@@ -512,10 +517,12 @@ def test_restart_during_an_async_query_fails_it(
         json={"sql": {"query": "SELECT pg_sleep(30)"}, "async": True},
     )
     qid2 = r.json()["query_id"]
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{second.url}/v1/queries/{qid2}").json()["data"]["state"] != "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    eventually_sync(
+        lambda: httpx.get(f"{second.url}/v1/queries/{qid2}").json()["data"]["state"],
+        until=lambda s: s == "RUNNING",
+        what="the second async query runs",
+        timeout_s=20,
+    )
     second.stop()
     with psycopg.connect(fresh_db_url) as conn:
         row = conn.execute(
