@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -160,9 +161,10 @@ def aim_at_collection(context: schemathesis.HookContext, path_parameters: Any) -
 
 
 def _fit(value: Any) -> Any:
-    """A list of numbers cut or padded to the collection's dimension; anything else as is."""
-    if isinstance(value, list) and value and all(isinstance(x, float | int) for x in value):
-        return [float(x) for x in (value + [0.5] * DIMENSION)[:DIMENSION]]
+    """A list of numbers cut or zero-padded to the collection's dimension; anything else as
+    is. (An empty list becomes the zero vector, which cosine distance cannot order.)"""
+    if isinstance(value, list) and all(isinstance(x, float | int) for x in value):
+        return [float(x) for x in (value + [0.0] * DIMENSION)[:DIMENSION]]
     return value
 
 
@@ -173,12 +175,33 @@ SQL = [
 ]
 
 
+def _stored_queries(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stored query of each kind: runnable SQL, or a vector search of the collection."""
+    rest = {k: v for k, v in body.items() if k not in ("sql", "vector_search")}
+    sql = body.get("sql") if isinstance(body.get("sql"), dict) else {}
+    search = body.get("vector_search") if isinstance(body.get("vector_search"), dict) else {}
+    return [
+        *({**rest, "sql": {**sql, "query": q}} for q in SQL),
+        {
+            **rest,
+            "vector_search": {
+                **search,
+                "collection": COLLECTION,
+                "vector": _fit(search.get("vector", [])),
+            },
+        },
+    ]
+
+
 def fit_bodies(context: schemathesis.HookContext, body: Any) -> Any:
     """flatmap_body: half the time the body is nudged to be accepted: vectors get the
     collection's dimension, a stored query gets one kind (sql or vector search) with real SQL
     or the shared collection, so that searches and queries run instead of failing early."""
-    if not isinstance(body, dict):
+    operation = context.operation
+    if not isinstance(body, dict) or operation is None:
         return st.just(body)
+    if operation.method.upper() == "POST" and operation.path.endswith("/queries"):
+        return st.sampled_from([*_stored_queries(body), body])
     fitted = dict(body)
     if "vector" in fitted:
         fitted["vector"] = _fit(fitted["vector"])
@@ -187,21 +210,6 @@ def fit_bodies(context: schemathesis.HookContext, body: Any) -> Any:
             {**v, "vector": _fit(v.get("vector"))} if isinstance(v, dict) else v
             for v in fitted["vectors"]
         ]
-    search = fitted.get("vector_search")
-    sql = fitted.get("sql")
-    if isinstance(search, dict):
-        fitted["vector_search"] = {
-            **search,
-            "collection": COLLECTION,
-            "vector": _fit(search.get("vector")),
-        }
-    if isinstance(sql, dict) or isinstance(search, dict):
-        as_sql = {k: v for k, v in fitted.items() if k != "vector_search"}
-        as_search = {k: v for k, v in fitted.items() if k != "sql"}
-        variants = [as_search] if isinstance(search, dict) else []
-        if isinstance(sql, dict):
-            variants += [{**as_sql, "sql": {**sql, "query": q}} for q in SQL]
-        return st.sampled_from([*variants, body])
     return st.sampled_from([fitted, body])
 
 
@@ -323,3 +331,31 @@ def test_stateful_without_keys(open_app: Any) -> None:
     Scenarios.run(
         settings=settings(FUZZ_SETTINGS, max_examples=max(EXAMPLES, 10), stateful_step_count=6)
     )
+
+
+# --- what the document cannot say about itself ------------------------------------------------
+def _example_path(template: str) -> str:
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda m: COLLECTION if m.group(1) in ("name", "collection") else "x",
+        template,
+    )
+
+
+def test_served_document_is_the_fuzzed_one(open_app: Any) -> None:
+    with asgi.get_client(open_app) as client:
+        r = client.get("/docs/openapi.json")
+    assert r.status_code == 200
+    assert r.json() == DOCUMENT
+
+
+def test_options_lists_every_method(open_app: Any) -> None:
+    wrong = {}
+    with asgi.get_client(open_app) as client:
+        for template, item in DOCUMENT["paths"].items():
+            documented = {m.upper() for m in item if m in ("get", "put", "post", "delete", "patch")}
+            r = client.options(_example_path(template))
+            allowed = {m.strip() for m in r.headers.get("allow", "").split(",") if m.strip()}
+            if r.status_code >= 300 or not documented <= allowed:
+                wrong[template] = f"{r.status_code} Allow: {r.headers.get('allow')!r}"
+    assert not wrong, "OPTIONS misses methods:\n" + "\n".join(f"{k}: {v}" for k, v in wrong.items())
