@@ -359,3 +359,16 @@ def test_options_lists_every_method(open_app: Any) -> None:
             if r.status_code >= 300 or not documented <= allowed:
                 wrong[template] = f"{r.status_code} Allow: {r.headers.get('allow')!r}"
     assert not wrong, "OPTIONS misses methods:\n" + "\n".join(f"{k}: {v}" for k, v in wrong.items())
+
+
+def test_every_operation_says_how_it_fails() -> None:
+    from pgpager.http.openapi import STATUSES
+
+    documented = {
+        f"{method.upper()} {path}"
+        for path, item in DOCUMENT["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch")
+    }
+    assert documented - STATUSES.keys() == set(), "add these to STATUSES in http/openapi.py"
+    assert STATUSES.keys() - documented == set(), "no such operations: remove from STATUSES"

@@ -18,6 +18,7 @@ from pgpager.cursors import CursorHosts
 from pgpager.database import open_pool, server_application_name, with_application_name
 from pgpager.http.auth import auth_guard
 from pgpager.http.errors import EXCEPTION_HANDLERS
+from pgpager.http.openapi import document_errors
 from pgpager.http.routes.collections import CollectionsController
 from pgpager.http.routes.queries import ROUTES as QUERY_ROUTES
 from pgpager.http.routes.resumable import ResumableController, ResumableStartController
@@ -64,7 +65,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             await stack.enter_async_context(stored_queries.feature(ctx))
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             CollectionsController,
             VectorsController,
@@ -89,4 +90,6 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         ),
         debug=False,
     )
+    document_errors(app)
+    return app
 
