@@ -145,19 +145,44 @@ def keyed_app(fuzz_db_url: str) -> Iterator[Any]:
 
 
 # --- steering generation towards real code --------------------------------------------------
+def _nul_variants(value: Any) -> list[Any]:
+    """Copies of ``value`` with a NUL appended to one of its strings, each string in turn."""
+    if isinstance(value, str):
+        return [value + "\x00"]
+    if isinstance(value, dict):
+        return [{**value, k: v} for k, item in value.items() for v in _nul_variants(item)]
+    if isinstance(value, list):
+        return [
+            [*value[:i], v, *value[i + 1 :]]
+            for i, item in enumerate(value)
+            for v in _nul_variants(item)
+        ]
+    return []
+
+
+def _sometimes_nul(value: Any) -> st.SearchStrategy[Any]:
+    """``value``, or one time in four with a NUL in one of its strings: PostgreSQL text cannot
+    hold NUL, so every string must be refused (422) before it reaches SQL, not fail there."""
+    variants = _nul_variants(value)
+    if not variants:
+        return st.just(value)
+    return st.integers(0, 3).flatmap(
+        lambda n: st.sampled_from(variants) if n == 3 else st.just(value)
+    )
+
+
 def aim_at_collection(context: schemathesis.HookContext, path_parameters: Any) -> Any:
     """flatmap_path_parameters: the collection is the shared one three times in four. Dropping
     it would starve every later operation, so the drop keeps its generated name."""
     operation = context.operation
     if not isinstance(path_parameters, dict) or operation is None:
         return st.just(path_parameters)
-    if operation.method.upper() == "DELETE" and operation.path.endswith("/collections/{name}"):
-        return st.just(path_parameters)
     keys = [k for k in ("name", "collection") if k in path_parameters]
-    if not keys:
-        return st.just(path_parameters)
+    dropping = operation.method.upper() == "DELETE" and operation.path.endswith("/{name}")
+    if not keys or dropping:
+        return _sometimes_nul(path_parameters)
     aimed = {**path_parameters, **dict.fromkeys(keys, COLLECTION)}
-    return st.sampled_from([aimed, aimed, aimed, path_parameters])
+    return st.sampled_from([aimed, aimed, aimed, path_parameters]).flatmap(_sometimes_nul)
 
 
 def _fit(value: Any) -> Any:
@@ -169,9 +194,9 @@ def _fit(value: Any) -> Any:
 
 
 SQL = [
-    "SELECT 1 AS one",
-    "SELECT n, n * 0.5 AS half FROM generate_series(1, 40) AS n",
-    "SELECT $1::text AS p",
+    ("SELECT 1 AS one", []),
+    ("SELECT n, n * 0.5 AS half FROM generate_series(1, 40) AS n", []),
+    ("SELECT $1::text AS p", ["p"]),
 ]
 
 
@@ -181,7 +206,8 @@ def _stored_queries(body: dict[str, Any]) -> list[dict[str, Any]]:
     sql = body.get("sql") if isinstance(body.get("sql"), dict) else {}
     search = body.get("vector_search") if isinstance(body.get("vector_search"), dict) else {}
     return [
-        *({**rest, "sql": {**sql, "query": q}} for q in SQL),
+        *({**rest, "sql": {"query": q, "parameters": p}} for q, p in SQL),
+        {**rest, "sql": {**sql, "query": "SELECT $1 AS p"}},
         {
             **rest,
             "vector_search": {
@@ -196,12 +222,13 @@ def _stored_queries(body: dict[str, Any]) -> list[dict[str, Any]]:
 def fit_bodies(context: schemathesis.HookContext, body: Any) -> Any:
     """flatmap_body: half the time the body is nudged to be accepted: vectors get the
     collection's dimension, a stored query gets one kind (sql or vector search) with real SQL
-    or the shared collection, so that searches and queries run instead of failing early."""
+    or the shared collection, so that searches and queries run instead of failing early.
+    Then, sometimes, a NUL in one string."""
     operation = context.operation
     if not isinstance(body, dict) or operation is None:
         return st.just(body)
     if operation.method.upper() == "POST" and operation.path.endswith("/queries"):
-        return st.sampled_from([*_stored_queries(body), body])
+        return st.sampled_from([*_stored_queries(body), body]).flatmap(_sometimes_nul)
     fitted = dict(body)
     if "vector" in fitted:
         fitted["vector"] = _fit(fitted["vector"])
@@ -210,7 +237,7 @@ def fit_bodies(context: schemathesis.HookContext, body: Any) -> Any:
             {**v, "vector": _fit(v.get("vector"))} if isinstance(v, dict) else v
             for v in fitted["vectors"]
         ]
-    return st.sampled_from([fitted, body])
+    return st.sampled_from([fitted, body]).flatmap(_sometimes_nul)
 
 
 def with_credential(context: schemathesis.HookContext, case: schemathesis.Case) -> Any:
