@@ -90,7 +90,7 @@ STATUSES: dict[str, tuple[int, ...]] = {
             ("fetch", ("POST",), (*KEYED, *BODY, 404)),
             ("range", ("POST",), (*KEYED, *BODY, 404)),
             ("delete", ("POST", "DELETE"), (*KEYED, *BODY, 404)),
-            ("reset", ("POST", "DELETE"), (*KEYED, 404)),
+            ("reset", ("POST", "DELETE"), (*KEYED, 404, 422)),
             ("delete-namespace", ("POST", "DELETE"), (*KEYED, 404, 422)),
         )
         for method in methods
