@@ -3,19 +3,21 @@ mapping, and a lifespan that opens the runtime and closes it again."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
 
 from pgpager import __version__
 from pgpager.http.auth import auth_guard
 from pgpager.http.errors import EXCEPTION_HANDLERS
+from pgpager.http.openapi import document_errors
 from pgpager.http.request import StrictRequest
 from pgpager.http.routes.collections import CollectionsController
 from pgpager.http.routes.queries import ROUTES as QUERY_ROUTES
@@ -53,7 +55,8 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             app.state.runtime = runtime
             yield
 
-    return Litestar(
+    allowed: dict[str, str] = {}  # path template -> its methods, filled once the app is built
+    app = Litestar(
         route_handlers=[
             CollectionsController,
             VectorsController,
@@ -70,6 +73,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictRequest,
+        before_request=_options_answer(allowed),
         # Litestar's default logging config takes over the root logger (its own format, INFO
         # for every library); pgpager.logs configures logging once for the whole process.
         logging_config=None,
@@ -80,9 +84,33 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             path="/docs",
             # Open unless PGPAGER_PUBLIC_DOCS=false (then a read key is needed, see auth_guard).
             openapi_router=Router(
-                path="/docs", route_handlers=[], opt={"public_unless": "public_docs"}
+                path="/docs",
+                route_handlers=[],
+                opt={"public_unless": "public_docs"},
+                include_in_schema=False,
             ),
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,
     )
+    document_errors(app)
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            allow = ", ".join(sorted(route.methods))
+            allowed[route.path] = allowed[route.path_format] = allow
+    return app
+
+
+def _options_answer(allowed: dict[str, str]) -> Callable[[Request[Any, Any, Any]], Any]:
+    """OPTIONS answers with every method of its path. (Litestar 2 builds each OPTIONS handler
+    before the routes of a path are merged, so it lists only some of them: litestar#4169.)"""
+
+    async def answer(request: Request[Any, Any, Any]) -> Response[None] | None:
+        if request.method != "OPTIONS":
+            return None
+        allow = allowed.get(request.scope.get("path_template", ""))
+        if allow is None:
+            return None
+        return Response(None, status_code=204, headers={"Allow": allow}, media_type="text/plain")
+
+    return answer

@@ -88,7 +88,7 @@ class OffsetPages:
         where = compile_filter(filter)
         async with pages.snapshot(self.db) as conn:
             c = await collections.get(conn, collection)
-            q = validation.vector(vector, c.dimension, "vector")
+            q = validation.vector(vector, c.dimension, "vector", c.metric)
             cutoff = self.settings.flat_search_cutoff
             if await pages.count_matching(conn, c, ns, where, bound=cutoff + 1) <= cutoff:
                 return await pages.nearest_page(

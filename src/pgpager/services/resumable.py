@@ -177,7 +177,7 @@ class ResumableQueries:
         idle = self._max_idle(max_idle)
         where = compile_filter(filter)  # a bad filter fails before anything is written
         c = await collections.find(self.db, collection)
-        q = validation.vector(vector, c.dimension, "vector")
+        q = validation.vector(vector, c.dimension, "vector", c.metric)
 
         exact = await self._restrictive(c, ns, where, filtered=bool(filter and filter.strip()))
         handle = secrets.token_hex(24)  # 192 random bits; never starts with "-" (CLI arguments)

@@ -494,7 +494,9 @@ class StoredQueries:
         namespace = validation.namespace(spec.namespace)
         where = compile_filter(spec.filter)
         c = await collections.find(self.db, spec.collection)
-        vector = validation.vector(spec.vector, c.dimension, "vector_search.vector")
+        vector = validation.vector(
+            spec.vector, c.dimension, "vector_search.vector", c.metric
+        )
         include = Include(
             vectors=spec.include_vectors, metadata=spec.include_metadata, data=spec.include_data
         )

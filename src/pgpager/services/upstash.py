@@ -203,8 +203,8 @@ class UpstashIndex:
             )
         if vector is None and metadata is None and data is None:
             raise InvalidRequest("give at least one of vector, metadata or data to update")
-        dim = (await collections.find(self.db, collection)).dimension
-        q = None if vector is None else validation.vector(vector, dim, "vector")
+        c = await collections.find(self.db, collection)
+        q = None if vector is None else validation.vector(vector, c.dimension, "vector", c.metric)
         meta = validation.metadata(metadata, "metadata")
         text = validation.data(data, "data")
 

@@ -15,6 +15,8 @@ COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # pgvector's HNSW index supports up to 2,000 dimensions for the vector type.
 HNSW_MAX_DIMENSION = 2000
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_NORM = 1e18
+"""Longest vector accepted: squared distances between two such vectors stay within float32."""
 MAX_JSON_DEPTH = 64
 """Most levels of nesting in metadata sent to pgpager (rows written with SQL may nest deeper)."""
 
@@ -52,7 +54,9 @@ def vector_id(value: Any, where: str, max_length: int) -> str:
     return value
 
 
-def vector(value: Any, dim: int, where: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+def vector(
+    value: Any, dim: int, where: str, metric: str | None = None
+) -> np.ndarray[Any, np.dtype[np.float32]]:
     if not isinstance(value, list | tuple):
         raise InvalidRequest(f"{where}: vector must be a list of {dim} numbers", item=where)
     if len(value) != dim:
@@ -66,7 +70,20 @@ def vector(value: Any, dim: int, where: str) -> np.ndarray[Any, np.dtype[np.floa
             raise InvalidRequest(
                 f"{where}: vector[{i}] = {x!r} is not a finite 32-bit float", item=where
             )
-    return np.asarray(value, dtype=np.float32)
+    array = np.asarray(value, dtype=np.float32)
+    norm = float(np.linalg.norm(array.astype(np.float64)))
+    if norm > MAX_NORM:
+        raise InvalidRequest(
+            f"{where}: the vector's length is {norm:.3g}; distances overflow above "
+            f"{MAX_NORM:.0e}: scale it down",
+            item=where,
+        )
+    if norm == 0.0 and metric == "cosine":
+        raise InvalidRequest(
+            f"{where}: a zero vector has no direction, so its cosine distance is undefined",
+            item=where,
+        )
+    return array
 
 
 def json_value(value: Any, what: str, where: str) -> None:
@@ -78,9 +95,7 @@ def json_value(value: Any, what: str, where: str) -> None:
         item, depth = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                raise InvalidRequest(
-                    f"{where}: {what} must not contain NUL characters", item=where
-                )
+                raise InvalidRequest(f"{where}: {what} must not contain NUL characters", item=where)
         elif isinstance(item, dict | list):
             if depth > MAX_JSON_DEPTH:
                 raise InvalidRequest(

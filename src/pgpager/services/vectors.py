@@ -31,7 +31,7 @@ class Vectors:
         vectors written (an id given twice is one vector: the last one wins)."""
         ns = validation.namespace(namespace)
         validation.batch(items, "vectors", self.settings.max_batch_size)
-        dim = (await collections.find(self.db, collection)).dimension
+        c = await collections.find(self.db, collection)
         by_id: dict[str, VectorIn] = {}
         for i, item in enumerate(items):
             where = f"vectors[{i}]"
@@ -41,7 +41,7 @@ class Vectors:
             # Within one batch the last occurrence of an id wins, as with separate upserts.
             by_id[vid] = VectorIn(
                 id=vid,
-                vector=validation.vector(item.get("vector"), dim, where),
+                vector=validation.vector(item.get("vector"), c.dimension, where, c.metric),
                 metadata=validation.metadata(item.get("metadata"), where),
                 data=validation.data(item.get("data"), where),
             )
