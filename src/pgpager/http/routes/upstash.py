@@ -395,7 +395,6 @@ class UpstashController(Controller):
         queries gets a list of result lists."""
         return await run_queries(upstash, request, collection, namespace)
 
-
     @post(
         paths("resumable-query"), opt={"scope": "read"}, status_code=200, operation_id=operation_id
     )
