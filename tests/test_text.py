@@ -607,3 +607,41 @@ def test_models_fetch_is_one_line_never_a_hang(
 
     r = run_cli(env, "models", "fetch", "no-such-model")
     assert r.exit_code == 1 and "unknown embedding model" in r.stderr
+
+
+def test_a_server_says_at_start_up_which_models_are_missing(
+    fresh_db_url: str,
+    model_dir: Path,
+    model_cache_dir: Path,
+    tmp_path: Path,
+    server_factory: Any,
+) -> None:
+    env = {
+        "PGPAGER_DATABASE_URL": fresh_db_url,
+        "PGPAGER_EMBEDDING_MODEL_DIR": str(model_dir),
+        "PGPAGER_MODEL_CACHE_DIR": str(model_cache_dir),
+    }
+    assert run_cli(env, "collections", "create", "notes", "--model", MINILM).exit_code == 0
+    with psycopg.connect(fresh_db_url) as conn:
+        conn.execute("UPDATE pgpager.collections SET embedding_model = 'my-own-model'")
+        conn.execute(
+            "INSERT INTO pgpager.collections (name, dimension, metric, embedding_model, "
+            "table_name) VALUES ('more', 384, 'cosine', %s, 'more')",
+            [MINILM],
+        )
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    server = server_factory(
+        fresh_db_url,
+        PGPAGER_EMBEDDING_MODEL_DIR=str(empty),
+        PGPAGER_MODEL_CACHE_DIR=str(empty),
+    )
+    server.start()
+    log = server.output()
+    (missing,) = [line for line in log.splitlines() if MINILM in line]
+    assert "collection(s) more" in missing and "PGPAGER_EMBEDDING_MODEL_DIR" in missing
+    assert "'my-own-model', which pgpager does not support" in log
+
+    r = httpx.post(f"{server.url}/upstash/notes/query-data", json={"data": "hello"})
+    assert r.status_code == 422 and "my-own-model" in r.json()["error"]

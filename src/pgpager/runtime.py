@@ -151,6 +151,8 @@ class Runtime:
         failed = await stored.fail_orphaned_queries(self.db, settings.instance_id)
         if failed:
             log.warning("%d stored queries of stopped servers marked FAILED", failed)
+        for line in await self.collections.model_warnings():
+            log.warning("%s", line)
         self.tasks.every("instance-lock", settings.liveness_check_s, lock.check)
         self.tasks.every("sweeper", settings.sweep_interval_s, self.sweeper.tick)
         self.tasks.forever(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from pgpager.errors import CollectionBusy, InvalidRequest
+from pgpager.errors import CollectionBusy, InvalidRequest, UnknownModel
 from pgpager.services import validation
 from pgpager.services.embedding import Embedder, find_model
 from pgpager.settings import Settings
@@ -86,6 +86,29 @@ class Collections:
 
     async def list_all(self) -> list[Collection]:
         return await store.list_all(self.db)
+
+    async def model_warnings(self) -> list[str]:
+        """What a server says at start-up about the embedding models its collections name: one
+        line per model that is not on this host, or that pgpager does not support (a name
+        written with SQL). Files only: no model is loaded, the hub is not asked."""
+        by_model: dict[str, list[str]] = {}
+        for c in await self.list_all():
+            if c.embedding_model is not None:
+                by_model.setdefault(c.embedding_model, []).append(c.name)
+        warnings = []
+        for name, names in by_model.items():
+            try:
+                model = find_model(name)
+            except UnknownModel:
+                warnings.append(
+                    f"collection(s) {', '.join(names)} name the embedding model {name!r}, which "
+                    "pgpager does not support: text sent to them fails (vectors work)"
+                )
+                continue
+            line = self.embedder.missing(model, names)
+            if line is not None:
+                warnings.append(line)
+        return warnings
 
     async def get(self, name: str) -> Collection:
         return await store.find(self.db, name)

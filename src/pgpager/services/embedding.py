@@ -188,6 +188,24 @@ class Embedder:
             return "cache"
         return "hub"
 
+    def missing(self, model: Model, collections: Sequence[str]) -> str | None:
+        """A line for the start-up log when the model of ``collections`` is not on this host
+        (looks at files only); None when it is."""
+        if self.source(model) != "hub":
+            return None
+        names = ", ".join(collections)
+        if self.settings.embedding_model_dir is not None:
+            return (
+                f"embedding model {model.name} of collection(s) {names} is neither in "
+                f"PGPAGER_EMBEDDING_MODEL_DIR nor in the model cache: text sent to them fails "
+                f"until it is; {self._fixes(model)}"
+            )
+        return (
+            f"embedding model {model.name} of collection(s) {names} is not on this host yet: "
+            "the first text sent to them downloads it from the model hub "
+            f"('pgpager models fetch {model.name}' does it now)"
+        )
+
     def _fixes(self, model: Model) -> str:
         root = self.settings.embedding_model_dir
         where = f"{root / model.name}" if root is not None else f"<dir>/{model.name}"
