@@ -103,6 +103,9 @@ def collections_create(
     from pgpager import render
     from pgpager.store.collections import Collection
 
+    if dimension is None and embedding_model is None:
+        raise click.UsageError("give --dimension, or --model to have text embedded")
+
     async def go(rt: Runtime) -> Collection:
         return await rt.collections.create(
             name=name,
