@@ -443,6 +443,13 @@ def test_sdk_text_upsert_query_and_resumable_query(text_server: ServerProcess) -
     assert info.dense_index is not None
     assert info.dense_index.embedding_model == "ALL_MINILM_L6_V2"
     assert info.dense_index.dimension == 384
+    raw = httpx.post(index._url + "/info").json()["result"]
+    assert raw["indexType"] == "DENSE"
+    assert raw["denseIndex"] == {
+        "dimension": 384,
+        "similarityFunction": "COSINE",
+        "embeddingModel": "ALL_MINILM_L6_V2",
+    }
 
 
 def test_sdk_text_update_and_namespaces(text_server: ServerProcess) -> None:

@@ -144,7 +144,7 @@ class Settings:
         "For hosts without the model hub: a directory with one subdirectory per model, named "
         "like the model (DIR/sentence-transformers/all-MiniLM-L6-v2/ holding model.onnx, "
         "tokenizer.json, tokenizer_config.json, ...). Set, models load from there or from the "
-        "cache and the hub is never asked.",
+        "cache, and only 'pgpager models fetch' asks the model hub.",
         None,
     )
     embedding_threads: int = _doc(

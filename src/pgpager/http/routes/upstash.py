@@ -170,7 +170,7 @@ class InfoResult(msgspec.Struct, rename="camel", omit_defaults=True):
     dimension: int
     similarity_function: str
     namespaces: dict[str, NamespaceInfo]
-    index_type: str = "DENSE"
+    index_type: str
     dense_index: DenseIndexInfo | None = None
     """Present when the collection has an embedding model, as Upstash reports one."""
 
@@ -561,6 +561,7 @@ class UpstashController(Controller):
                 dimension=c.dimension,
                 similarity_function=similarity,
                 namespaces={ns: NamespaceInfo(n) for ns, n in {"": 0, **i.namespaces}.items()},
+                index_type="DENSE",
                 dense_index=None
                 if model is None
                 else DenseIndexInfo(c.dimension, similarity, embedding_model=model),
