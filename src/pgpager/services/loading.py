@@ -116,20 +116,19 @@ class Loader:
             raise InvalidRequest(f"{path.name}: use a .npy or .jsonl file")
         c = await collections.find(self.db, collection)
         ns = validation.namespace(namespace)
-        model = None if c.embedding_model is None else self.embedder.model_of(c)
+        embeds = c.embedding_model is not None
         if path.suffix == ".npy":
             rows: Iterator[Row] = _npy_rows(path, c.dimension, ns)
         else:
-            rows = _jsonl_rows(
-                path, c.dimension, ns, self.settings.max_id_length, embeds=model is not None
-            )
-            if model is not None:
+            rows = _jsonl_rows(path, c.dimension, ns, self.settings.max_id_length, embeds=embeds)
+            if embeds:
                 chunk = min(chunk, TEXT_CHUNK)
 
         async def batches() -> AsyncIterator[list[Row]]:
             while batch := [r for _, r in zip(range(chunk), rows, strict=False)]:
                 texts = [i for i, r in enumerate(batch) if isinstance(r[2], Text)]
-                if texts and model is not None:
+                if texts:
+                    model = self.embedder.model_of(c)
                     vectors = await self.embedder.embed(model, [batch[i][2] for i in texts])
                     for i, vector in zip(texts, vectors, strict=True):
                         rid, rns, _, meta, data = batch[i]
