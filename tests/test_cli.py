@@ -279,8 +279,6 @@ def test_collections_create_info_drop(fresh_db_url: str) -> None:
         "8",
         "--ef-construction",
         "32",
-        "--embedding-model",
-        "test-model",
     )
     assert "created collection books" in r.stdout
     assert "already exists" in one_error_line(
@@ -294,7 +292,7 @@ def test_collections_create_info_drop(fresh_db_url: str) -> None:
     ]
     info = as_json(url, "collections", "info", "books")
     assert info["vector_count"] == 4 and info["namespaces"] == {"ns1": 4}
-    assert info["embedding_model"] == "test-model" and info["table"] == '"pgpager_data"."books"'
+    assert info["embedding_model"] is None and info["table"] == '"pgpager_data"."books"'
     assert any(ix["method"] == "hnsw" for ix in info["indexes"])
     human = ok(url, "collections", "info", "books").stdout
     assert "ns1: 4" in human and "hnsw" in human

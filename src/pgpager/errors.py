@@ -67,6 +67,19 @@ class NotSupported(BadRequest):
     code = "not_supported"
 
 
+class UnknownModel(InvalidRequest):
+    """pgpager does not support this embedding model: GET /v1/models lists the ones it does."""
+
+    code = "unknown_model"
+
+
+class NoEmbeddingModel(BadRequest):
+    """This collection has no embedding model, so it cannot embed text: send vectors, or create
+    a collection with an embedding_model."""
+
+    code = "no_embedding_model"
+
+
 class DuplicateId(InvalidRequest):
     """A vector with this id exists already."""
 
@@ -192,6 +205,13 @@ class SqlUnavailable(PgpagerError):
     status = 503
     code = "sql_unavailable"
     retry_after_s = 5
+
+
+class ModelUnavailable(PgpagerError):
+    """The embedding model cannot be loaded."""
+
+    status = 503
+    code = "model_unavailable"
 
 
 class TooManyHandles(PgpagerError):

@@ -20,6 +20,7 @@ from pgpager.embedded import EmbeddedPostgres
 from pgpager.services.admin import Admin
 from pgpager.services.auth import Auth
 from pgpager.services.collections import Collections
+from pgpager.services.embedding import Embedder
 from pgpager.services.loading import Loader
 from pgpager.services.offset import OffsetPages
 from pgpager.services.resumable import ResumableQueries
@@ -76,6 +77,7 @@ class Runtime:
     database_url: str
     db: Database
     hosts: CursorHosts
+    embedder: Embedder
     auth: Auth
     collections: Collections
     vectors: Vectors
@@ -101,6 +103,9 @@ class Runtime:
             application_name = CLI_APPLICATION_NAME
             settings = settings.with_(pool_min_size=1, pool_max_size=2)
         async with AsyncExitStack() as stack:
+            # Models load on first use, each once per process; nothing is loaded here.
+            embedder = Embedder(settings)
+            stack.callback(embedder.close)
             db = await open_database(
                 database_url, settings, name=application_name, application_name=application_name
             )
@@ -109,25 +114,26 @@ class Runtime:
             tagged_url = with_application_name(database_url, application_name)
             hosts = CursorHosts(tagged_url, settings.cursor_hosts, settings.hnsw_ef_search)
             stack.push_async_callback(hosts.shutdown)
-            resumable = ResumableQueries(db, settings, hosts, tagged_url)
-            runs = StoredQueries(settings, database_url, db, await _secret(db))
-            offset_pages = OffsetPages(db, settings)
+            resumable = ResumableQueries(db, settings, hosts, tagged_url, embedder)
+            runs = StoredQueries(settings, database_url, db, await _secret(db), embedder)
+            offset_pages = OffsetPages(db, settings, embedder)
             sweeper = Sweeper(db, settings, resumable)
             rt = cls(
                 settings=settings,
                 database_url=database_url,
                 db=db,
                 hosts=hosts,
+                embedder=embedder,
                 auth=Auth(settings.keys()),
-                collections=Collections(db, settings),
-                vectors=Vectors(db, settings),
+                collections=Collections(db, settings, embedder),
+                vectors=Vectors(db, settings, embedder),
                 offset_pages=offset_pages,
-                upstash=UpstashIndex(db, settings, offset_pages),
+                upstash=UpstashIndex(db, settings, offset_pages, embedder),
                 resumable=resumable,
                 stored=runs,
                 sweeper=sweeper,
                 admin=Admin(db, settings, sweeper, runs),
-                loader=Loader(db, settings),
+                loader=Loader(db, settings, embedder),
                 tasks=BackgroundTasks(settings.stop_timeout_s),
             )
             if serve:
@@ -145,6 +151,8 @@ class Runtime:
         failed = await stored.fail_orphaned_queries(self.db, settings.instance_id)
         if failed:
             log.warning("%d stored queries of stopped servers marked FAILED", failed)
+        for line in await self.collections.model_warnings():
+            log.warning("%s", line)
         self.tasks.every("instance-lock", settings.liveness_check_s, lock.check)
         self.tasks.every("sweeper", settings.sweep_interval_s, self.sweeper.tick)
         self.tasks.forever(

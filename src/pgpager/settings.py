@@ -35,6 +35,10 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("pgpager")) / "postgres"
 
 
+def default_model_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("pgpager")) / "models"
+
+
 @dataclass(frozen=True)
 class ApiKey:
     """A bearer token and the scopes it grants. ``id`` is a digest, safe to store and log."""
@@ -128,6 +132,31 @@ class Settings:
     max_id_length: int = _doc("Longest vector id, in characters.", 512)
     max_queries_per_request: int = _doc(
         "Most queries in one request (the Upstash query_many form).", 1000
+    )
+
+    # --- embedding models -----------------------------------------------------------------
+    model_cache_dir: Path = _doc(  # noqa: RUF009 - _doc returns a dataclasses.field
+        "Where embedding models fetched from the model hub are kept (fastembed's cache_dir); "
+        "'pgpager models fetch NAME' fills it ahead of time.",
+        default_factory=default_model_cache_dir,
+    )
+    embedding_model_dir: Path | None = _doc(  # noqa: RUF009 - _doc returns a dataclasses.field
+        "For hosts without the model hub: a directory with one subdirectory per model, named "
+        "like the model (DIR/sentence-transformers/all-MiniLM-L6-v2/ holding model.onnx, "
+        "tokenizer.json, tokenizer_config.json, ...). Set, models load from there or from the "
+        "cache, and only 'pgpager models fetch' asks the model hub.",
+        None,
+    )
+    embedding_threads: int = _doc(
+        "Threads ONNX Runtime uses for one embedding call. 1 is fastest for single queries on "
+        "small machines; more can help big batches on many cores.",
+        1,
+    )
+    embedding_concurrency: int = _doc(
+        "Embedding calls that run at once, each on its own worker thread (off the event loop); "
+        "more wait their turn. Large batches are embedded a chunk at a time, so a text query "
+        "waits for at most one chunk.",
+        2,
     )
 
     # --- offset pagination ----------------------------------------------------------------
@@ -288,6 +317,8 @@ def documented_settings() -> list[tuple[str, str, str]]:
                 default = default.lower()
         elif f.name == "data_dir":
             default = "<user data dir>/pgpager/postgres"
+        elif f.name == "model_cache_dir":
+            default = "<user cache dir>/pgpager/models"
         else:
             default = "random"
         rows.append((ENV_PREFIX + f.name.upper(), default, f.metadata.get("doc", "")))

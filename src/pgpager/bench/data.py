@@ -83,3 +83,69 @@ def from_npy(path: Path, queries: int, seed: int) -> Dataset:
         queries=near_rows(path, queries, seed),
         source=f"{path.name} (real embeddings)",
     )
+
+
+_SUBJECTS = (
+    "The old fisherman",
+    "A young engineer",
+    "My neighbour's dog",
+    "The city council",
+    "A tired nurse",
+    "The football coach",
+    "Our small startup",
+    "The chemistry teacher",
+    "A famous pianist",
+    "The night train",
+    "A curious child",
+    "The hotel manager",
+)
+_VERBS = (
+    "repaired",
+    "described",
+    "painted",
+    "forgot",
+    "celebrated",
+    "sold",
+    "studied",
+    "cooked",
+    "photographed",
+    "questioned",
+    "delivered",
+    "rebuilt",
+)
+_OBJECTS = (
+    "a wooden boat",
+    "the quarterly budget",
+    "a bowl of soup",
+    "the broken bridge",
+    "an ancient map",
+    "the new vaccine",
+    "a jazz record",
+    "the solar panels",
+    "a stack of letters",
+    "the winning goal",
+    "a mountain trail",
+    "the spring festival",
+)
+_PLACES = (
+    "near the harbour",
+    "before sunrise",
+    "in the crowded market",
+    "after the storm",
+    "at the village school",
+    "during the long winter",
+    "on a quiet Sunday",
+    "inside the museum",
+    "by the river",
+    "at the airport",
+)
+
+
+def sentences(n: int, seed: int) -> list[str]:
+    """``n`` English sentences, varied and seeded: text for the embedding benchmark."""
+    rng = np.random.default_rng(seed)
+    parts = (_SUBJECTS, _VERBS, _OBJECTS, _PLACES)
+    picks = [rng.integers(0, len(p), size=n) for p in parts]
+    return [
+        " ".join(p[int(i[k])] for p, i in zip(parts, picks, strict=True)) + "." for k in range(n)
+    ]

@@ -188,6 +188,34 @@ def _num(v: Any, fmt: str = "{:,.2f}") -> str:
     return fmt.format(v)
 
 
+def _render_text(text: dict[str, Any] | None, console: Console) -> None:
+    if not text:
+        return
+    if not text.get("available"):
+        console.print(f"text ({text['model']}): n/a ({text.get('reason')})", highlight=False)
+        return
+    up, q = text["upsert"], text["query_latency"]
+    t = Table(title=f"Text: {text['model']}")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_row(
+        f"embedding throughput, upsert of {up['texts']:,} texts in batches of {up['batch']}",
+        f"{_num(up['texts_per_s'], '{:,.1f}')} texts/s",
+    )
+    t.add_row(
+        f"upsert of a batch of {up['batch']} texts, p50 / p99 ms",
+        f"{_ms(up['batch_latency'])} / {_ms(up['batch_latency'], 'p99_ms')}",
+    )
+    for key, label in (
+        ("vector_search", "top-10 search by vector"),
+        ("text_search", "top-10 search by text"),
+        ("vector_resumable_start", "resumable start by vector"),
+        ("text_resumable_start", "resumable start by text"),
+    ):
+        t.add_row(f"{label}, p50 / p99 ms", f"{_ms(q[key])} / {_ms(q[key], 'p99_ms')}")
+    console.print(t)
+
+
 def render(results: dict[str, Any], console: Console) -> None:
     m, p = results["machine"], results["parameters"]
     console.print(
@@ -291,6 +319,8 @@ def render(results: dict[str, Any], console: Console) -> None:
     )
     t.add_row(f"upsert API, batches of {up['batch']}, rows/s", _num(up["rows_per_s"], "{:,.0f}"))
     console.print(t)
+
+    _render_text(results.get("text"), console)
 
     t = Table(title="Targets (reported, not asserted)")
     for col in ("target", "goal", "measured", "verdict"):

@@ -3,7 +3,9 @@
 Sections: load and ingest rates; page latency by depth for resumable ``next``, offset search,
 stored-query pages and a raw SQL cursor (the floor); start latency; ``next`` throughput by
 client count; capacity (handles open at once, memory per handle); recall, duplicates and
-completeness. Timings are wall-clock on the client side of real loopback HTTP.
+completeness; text (embedding throughput of batch upserts, text-query latency next to
+vector-query latency), when the server has an embedding model. Timings are wall-clock on the
+client side of real loopback HTTP.
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ class BenchConfig:
     capacity_probes: int = 2_000
     ingest_rows: int = 20_000
     upsert_batch: int = 500
+    text_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    text_rows: int = 2_000
+    text_batch: int = 100
+    text_queries: int = 100
     out_dir: Path = Path("bench-results")
     keep: bool = False
     quick: bool = False
@@ -86,6 +92,8 @@ class BenchConfig:
             throughput_s=2.0,
             capacity_probes=300,
             ingest_rows=12_000,
+            text_rows=300,
+            text_queries=30,
             quick=True,
         )
 
@@ -282,6 +290,7 @@ class Bench:
                 await self._depth_latency(api, c, ds, served)
                 await self._throughput(server, name, ds)
                 await self._lean_next(server, api, name, ds)
+                await self._text(api)
                 await self._capacity(server, api, name, ds, instance)
         finally:
             await api.close()
@@ -624,6 +633,88 @@ class Bench:
             "server_cores_busy": round(server_cpu / wall, 2),
         }
 
+    # --- text ----------------------------------------------------------------------------
+    async def _text(self, api: Api) -> None:
+        """Embedding throughput (text upserts in batches) and the latency of a text query next
+        to the same kind of query by vector. Skipped, with a note, when the server cannot load
+        the model (no model directory, nothing cached, no model hub)."""
+        cfg = self.config
+        name = "bench_" + secrets.token_hex(4) + "_text"
+        entry: dict[str, Any] = {"model": cfg.text_model}
+        self.results["text"] = entry
+        with self.steps.section("text_model", f"loading {cfg.text_model}", 1):
+            r = await api.http.post(
+                "/v1/collections", json={"name": name, "embedding_model": cfg.text_model}
+            )
+        if r.status_code != 201:
+            reason = _error_message(r)
+            entry.update(available=False, reason=reason)
+            self.warnings.append(
+                f"text section skipped: {reason} (set PGPAGER_EMBEDDING_MODEL_DIR, or run "
+                f"'pgpager models fetch {cfg.text_model}')"
+            )
+            return
+        self.created.append(name)
+        texts = data.sentences(cfg.text_rows, cfg.seed)
+        batches = [texts[i : i + cfg.text_batch] for i in range(0, len(texts), cfg.text_batch)]
+        batch_ns: list[int] = []
+        title = f"embedding {len(texts):,} texts (upsert)"
+        with self.steps.section("text_upsert", title, len(texts)) as step:
+            t0 = time.perf_counter()
+            for b, batch in enumerate(batches):
+                items = [
+                    {"id": f"t{b * cfg.text_batch + i}", "data": t} for i, t in enumerate(batch)
+                ]
+                batch_ns.append((await api.upsert(name, items))[1])
+                step(len(batch))
+            seconds = time.perf_counter() - t0
+        entry["available"] = True
+        entry["upsert"] = {
+            "texts": len(texts),
+            "batch": cfg.text_batch,
+            "seconds": round(seconds, 2),
+            "texts_per_s": round(len(texts) / seconds, 1),
+            "batch_latency": summary(batch_ns),
+        }
+
+        queries = data.sentences(cfg.text_queries, cfg.seed + 1)
+        rng = random.Random(cfg.seed)
+        ids = [f"t{rng.randrange(len(texts))}" for _ in queries]
+        fetched, _ = await api.call(
+            "POST",
+            f"/v1/collections/{name}/vectors/fetch",
+            json={"ids": ids, "include_metadata": False, "include_data": False},
+        )
+        vectors = [v["vector"] for v in fetched["vectors"]]
+        samples: dict[str, list[int]] = {k: [] for k in ("vector", "text", "vstart", "tstart")}
+        search = f"/v1/collections/{name}/search"
+        start = f"/v1/collections/{name}/resumable-queries"
+        title = "text vs vector queries"
+        with self.steps.section("text_queries", title, len(queries)) as step:
+            for text, vector in zip(queries[:3], vectors[:3], strict=True):  # warm-up
+                await api.call("POST", search, json={"data": text, "limit": cfg.page})
+                await api.call("POST", search, json={"vector": vector, "limit": cfg.page})
+            # Interleaved, so that both kinds see the same machine.
+            for text, vector in zip(queries, vectors, strict=True):
+                body = {"limit": cfg.page}
+                samples["vector"].append(
+                    (await api.call("POST", search, json=body | {"vector": vector}))[1]
+                )
+                samples["text"].append(
+                    (await api.call("POST", search, json=body | {"data": text}))[1]
+                )
+                for kind, query in (("vstart", {"vector": vector}), ("tstart", {"data": text})):
+                    page, ns = await api.call("POST", start, json=query | {"top_k": cfg.page})
+                    samples[kind].append(ns)
+                    await api.stop(page["handle"])
+                step(1)
+        entry["query_latency"] = {
+            "vector_search": summary(samples["vector"]),
+            "text_search": summary(samples["text"]),
+            "vector_resumable_start": summary(samples["vstart"]),
+            "text_resumable_start": summary(samples["tstart"]),
+        }
+
     # --- capacity ------------------------------------------------------------------------
     async def _capacity(
         self, server: BenchServer, api: Api, name: str, ds: Dataset, instance: str
@@ -731,6 +822,15 @@ class Bench:
                         self.warnings.append(f"could not drop collection {name}: {exc}")
         if self.config.keep:
             self.results["kept_collections"] = list(self.created)
+
+
+def _error_message(r: httpx.Response) -> str:
+    try:
+        error = r.json().get("error")
+    except ValueError:
+        return f"{r.status_code} {r.text[:300]}"
+    message = error.get("message") if isinstance(error, dict) else error
+    return f"{r.status_code} {message}"
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ from typing import Any
 import click
 import psycopg
 
-from pgpager.cli import bench, collections, db, handles, load, queries, serve, status
+from pgpager.cli import bench, collections, db, handles, load, models, queries, serve, status
 from pgpager.cli.common import Obj, env
 from pgpager.errors import PgpagerError
 
@@ -121,6 +121,7 @@ for command in (
     handles.handles,
     queries.queries,
     collections.collections,
+    models.models,
     status.status,
     bench.bench,
 ):

@@ -37,6 +37,11 @@ from pgpager.cli.common import Obj
     show_default=True,
     help="Where the JSON file and plots go.",
 )
+@click.option(
+    "--text-model",
+    help="Embedding model of the text section (it needs the model on this host, see "
+    "'pgpager models list').  [default: sentence-transformers/all-MiniLM-L6-v2]",
+)
 @click.option("--keep", is_flag=True, help="Keep the bench_<random> collections.")
 @click.pass_obj
 def bench(
@@ -49,10 +54,12 @@ def bench(
     queries: int | None,
     metric: str,
     out_dir: Path,
+    text_model: str | None,
     keep: bool,
 ) -> None:
-    """Measure pagination latency by depth, throughput, capacity, recall and ingest rate
-    against a real `pgpager serve` started on a free loopback port."""
+    """Measure pagination latency by depth, throughput, capacity, recall and ingest rate, and
+    embedding throughput and text-query latency, against a real `pgpager serve` started on a
+    free loopback port."""
     from pgpager.bench.runner import BenchConfig, run_bench
 
     config = BenchConfig.preset(quick).with_(
@@ -63,6 +70,7 @@ def bench(
         queries=queries,
         metric=metric,
         out_dir=out_dir,
+        text_model=text_model,
         keep=keep,
     )
     run_bench(obj.settings(), config)

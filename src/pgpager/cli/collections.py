@@ -66,33 +66,45 @@ def collections_list(obj: Obj, as_json: bool) -> None:
 
 @collections.command("create")
 @click.argument("name")
-@click.option("--dimension", "-d", type=int, required=True, help="Vector dimension.")
+@click.option(
+    "--dimension", "-d", type=int, help="Vector dimension (not needed with --model: it has one)."
+)
 @click.option(
     "--metric",
     type=click.Choice(["cosine", "euclidean", "dot_product"]),
-    default="cosine",
-    show_default=True,
+    help="Distance metric.  [default: the model's, or cosine]",
 )
 @click.option("--m", "hnsw_m", type=int, default=16, show_default=True, help="HNSW m.")
 @click.option(
     "--ef-construction", type=int, default=64, show_default=True, help="HNSW ef_construction."
 )
-@click.option("--embedding-model", help="Name of the model that made the vectors (a label).")
+@click.option(
+    "--model",
+    "--embedding-model",
+    "embedding_model",
+    help="Embedding model: text sent to the collection is embedded with it "
+    "('pgpager models list' shows them). Sets the dimension.",
+)
 @json_option
 @click.pass_obj
 def collections_create(
     obj: Obj,
     name: str,
-    dimension: int,
-    metric: str,
+    dimension: int | None,
+    metric: str | None,
     hnsw_m: int,
     ef_construction: int,
     embedding_model: str | None,
     as_json: bool,
 ) -> None:
-    """Create collection NAME (a table in schema pgpager_data with an HNSW index)."""
+    """Create collection NAME (a table in schema pgpager_data with an HNSW index). Give
+    --dimension, or --model to have text embedded (the model is loaded, and fetched from the
+    model hub if need be, now)."""
     from pgpager import render
     from pgpager.store.collections import Collection
+
+    if dimension is None and embedding_model is None:
+        raise click.UsageError("give --dimension, or --model to have text embedded")
 
     async def go(rt: Runtime) -> Collection:
         return await rt.collections.create(
@@ -108,8 +120,9 @@ def collections_create(
     if as_json:
         render.print_json(c)
         return
+    model = f", model {c.embedding_model}" if c.embedding_model else ""
     render.line(
-        f"created collection {c.name}: {c.dimension}-d, {c.metric}, HNSW m={c.hnsw_m} "
+        f"created collection {c.name}: {c.dimension}-d, {c.metric}{model}, HNSW m={c.hnsw_m} "
         f"ef_construction={c.hnsw_ef_construction}, table {c.qualified}"
     )
 

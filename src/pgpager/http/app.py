@@ -19,7 +19,7 @@ from pgpager.http.auth import auth_guard
 from pgpager.http.errors import EXCEPTION_HANDLERS
 from pgpager.http.openapi import document_errors
 from pgpager.http.request import StrictRequest
-from pgpager.http.routes.collections import CollectionsController
+from pgpager.http.routes.collections import CollectionsController, list_models
 from pgpager.http.routes.queries import ROUTES as QUERY_ROUTES
 from pgpager.http.routes.resumable import ResumableController, ResumableStartController
 from pgpager.http.routes.search import SearchController
@@ -38,6 +38,7 @@ SERVICES = (
     "resumable",
     "stored",
     "admin",
+    "embedder",
 )
 
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
     app = Litestar(
         route_handlers=[
             CollectionsController,
+            list_models,
             VectorsController,
             ResumableStartController,
             ResumableController,

@@ -51,6 +51,7 @@ _OWN_STATUSES: dict[str, tuple[int, ...]] = {
     # 401: with API keys configured and PGPAGER_PUBLIC_METRICS=false.
     "GET /metrics": (401,),
     "GET /v1/collections": KEYED,
+    "GET /v1/models": KEYED,
     "POST /v1/collections": (*KEYED, *BODY, 409),
     "GET /v1/collections/{name}": (*KEYED, 404),
     "DELETE /v1/collections/{name}": (*KEYED, 404, 409),
@@ -82,12 +83,12 @@ _OWN_STATUSES: dict[str, tuple[int, ...]] = {
         f"{method} {UPSTASH}/{operation}{suffix}": statuses
         for operation, methods, statuses in (
             ("upsert", ("POST",), (*KEYED, *BODY, 404)),
-            ("upsert-data", ("POST",), (*KEYED, 400)),
+            ("upsert-data", ("POST",), (*KEYED, *BODY, 404)),
             ("update", ("POST",), (*KEYED, *BODY, 404)),
             ("query", ("POST",), (*KEYED, *BODY, 404)),
-            ("query-data", ("POST",), (*KEYED, 400)),
+            ("query-data", ("POST",), (*KEYED, *BODY, 404)),
             ("resumable-query", ("POST",), (*KEYED, *BODY, 404, 429)),
-            ("resumable-query-data", ("POST",), (*KEYED, 400)),
+            ("resumable-query-data", ("POST",), (*KEYED, *BODY, 404, 429)),
             ("fetch", ("POST",), (*KEYED, *BODY, 404)),
             ("range", ("POST",), (*KEYED, *BODY, 404)),
             ("delete", ("POST", "DELETE"), (*KEYED, *BODY, 404)),

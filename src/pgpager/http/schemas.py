@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from pgpager.services.embedding import Model
 from pgpager.store.collections import Collection, CollectionInfo
 from pgpager.store.search import Hit
 from pgpager.store.vectors import VectorOut
@@ -22,9 +23,12 @@ class HnswParams(Strict):
 
 
 class CreateCollection(Strict):
+    """``dimension`` is required without ``embedding_model``; with one, the model sets it (and
+    the metric, unless given)."""
+
     name: str
-    dimension: int
-    metric: Literal["cosine", "euclidean", "dot_product"] = "cosine"
+    dimension: int | None = None
+    metric: Literal["cosine", "euclidean", "dot_product"] | None = None
     hnsw: HnswParams | None = None
     embedding_model: str | None = None
 
@@ -81,8 +85,11 @@ class CollectionList(msgspec.Struct):
 
 
 class VectorItem(Strict):
+    """``vector``, or ``data`` alone in a collection with an embedding model (the text is
+    embedded and stored); with both, the vector is kept and the text stored beside it."""
+
     id: str
-    vector: list[float]
+    vector: list[float] | None = None
     metadata: dict[str, Any] | None = None
     data: str | None = None
 
@@ -142,9 +149,11 @@ class Deleted(msgspec.Struct):
 
 
 class SearchRequest(Strict):
-    """Offset pagination: results offset .. offset + limit of the nearest-first order."""
+    """Offset pagination: results offset .. offset + limit of the nearest-first order. The query
+    is ``vector``, or ``data``: text, embedded with the collection's model."""
 
-    vector: list[float]
+    vector: list[float] | None = None
+    data: str | None = None
     limit: int = 10
     offset: int = 0
     namespace: str | None = None
@@ -171,6 +180,37 @@ class SearchPage(msgspec.Struct):
     results: list[SearchHit]
     offset: int
     limit: int
+
+
+class ModelOut(msgspec.Struct):
+    name: str
+    dimension: int
+    metric: str
+    max_tokens: int
+    size_mb: int
+    description: str
+    upstash_name: str
+    model_file: str
+    source: str
+    """Where it loads from now: loaded, model_dir, cache, or hub (downloaded on first use)."""
+
+    @classmethod
+    def of(cls, m: Model, source: str) -> ModelOut:
+        return cls(
+            name=m.name,
+            dimension=m.dimension,
+            metric=m.metric,
+            max_tokens=m.max_tokens,
+            size_mb=m.size_mb,
+            description=m.description,
+            upstash_name=m.upstash_name,
+            model_file=m.model_file,
+            source=source,
+        )
+
+
+class ModelList(msgspec.Struct):
+    models: list[ModelOut]
 
 
 class ObjectPageOut(msgspec.Struct):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from pgpager.errors import CollectionBusy, InvalidRequest
+from pgpager.errors import CollectionBusy, InvalidRequest, UnknownModel
 from pgpager.services import validation
+from pgpager.services.embedding import Embedder, find_model
 from pgpager.settings import Settings
 from pgpager.store import admin as admin_store
 from pgpager.store import collections as store
@@ -18,22 +19,46 @@ from pgpager.store.database import Database
 class Collections:
     """Creating, listing, inspecting and dropping collections."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, embedder: Embedder) -> None:
         self.db = db
         self.settings = settings
+        self.embedder = embedder
 
     async def create(
         self,
         *,
         name: str,
-        dimension: int,
-        metric: str = "cosine",
+        dimension: int | None = None,
+        metric: str | None = None,
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
         embedding_model: str | None = None,
         build_index: bool = True,
     ) -> Collection:
+        """Create a collection. With ``embedding_model`` the dimension (and, unless given, the
+        metric) come from the model, which is loaded here: a model that cannot load fails the
+        creation, not the first upsert."""
         validation.collection_name(name)
+        if embedding_model is not None:
+            model = find_model(embedding_model)
+            if dimension is not None and dimension != model.dimension:
+                raise InvalidRequest(
+                    f"dimension {dimension} conflicts with the embedding model {model.name}, "
+                    f"which makes {model.dimension}-d vectors: leave dimension out (or give "
+                    f"{model.dimension})",
+                    field="dimension",
+                    model=model.name,
+                    model_dimension=model.dimension,
+                )
+            dimension, embedding_model = model.dimension, model.name
+            metric = metric or model.metric
+        elif dimension is None:
+            raise InvalidRequest(
+                "give dimension (the length of the vectors you will send), or embedding_model "
+                "to have pgpager embed text (GET /v1/models lists the models)",
+                field="dimension",
+            )
+        metric = metric or "cosine"
         validation.dimension(dimension)
         if metric not in METRICS:
             raise InvalidRequest(
@@ -46,6 +71,8 @@ class Collections:
                 "hnsw ef_construction must be between 4 and 1000 and at least 2 * m",
                 field="ef_construction",
             )
+        if embedding_model is not None:
+            await self.embedder.ensure_loaded(find_model(embedding_model))
         return await store.create(
             self.db,
             name=name,
@@ -59,6 +86,29 @@ class Collections:
 
     async def list_all(self) -> list[Collection]:
         return await store.list_all(self.db)
+
+    async def model_warnings(self) -> list[str]:
+        """What a server says at start-up about the embedding models its collections name: one
+        line per model that is not on this host, or that pgpager does not support (a name
+        written with SQL). Files only: no model is loaded, the hub is not asked."""
+        by_model: dict[str, list[str]] = {}
+        for c in await self.list_all():
+            if c.embedding_model is not None:
+                by_model.setdefault(c.embedding_model, []).append(c.name)
+        warnings = []
+        for name, names in by_model.items():
+            try:
+                model = find_model(name)
+            except UnknownModel:
+                warnings.append(
+                    f"collection(s) {', '.join(names)} name the embedding model {name!r}, which "
+                    "pgpager does not support: text sent to them fails (vectors work)"
+                )
+                continue
+            line = self.embedder.missing(model, names)
+            if line is not None:
+                warnings.append(line)
+        return warnings
 
     async def get(self, name: str) -> Collection:
         return await store.find(self.db, name)

@@ -1,9 +1,10 @@
-"""Bulk loading of ``.npy`` and ``.jsonl`` files into a collection with binary COPY."""
+"""Bulk loading of ``.npy`` and ``.jsonl`` files into a collection with binary COPY. JSONL lines
+with text (``data``) and no vector are embedded with the collection's model on the way."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,15 @@ from psycopg.types.json import Jsonb
 
 from pgpager.errors import DuplicateId, InvalidRequest
 from pgpager.services import validation
+from pgpager.services.embedding import Embedder, text_to_embed
 from pgpager.settings import Settings
 from pgpager.store import collections, vectors
 from pgpager.store.database import Database
 
 Row = tuple[str, str, Any, Any, str | None]
+
+TEXT_CHUNK = 256
+"""Rows per batch when lines are embedded: the progress bar moves as text is embedded."""
 
 
 def count_rows(path: Path) -> int:
@@ -37,7 +42,11 @@ def _npy_rows(path: Path, dim: int, namespace: str) -> Iterator[Row]:
         yield (str(i), namespace, row, None, None)
 
 
-def _jsonl_rows(path: Path, dim: int, namespace: str, max_id: int) -> Iterator[Row]:
+def _jsonl_rows(
+    path: Path, dim: int, namespace: str, max_id: int, *, embeds: bool
+) -> Iterator[Row]:
+    """Rows of a JSONL file. With ``embeds`` (the collection has a model), a line with data and
+    no vector gets its text as a placeholder in the vector's place, embedded later by batch."""
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -50,13 +59,29 @@ def _jsonl_rows(path: Path, dim: int, namespace: str, max_id: int) -> Iterator[R
             if not isinstance(obj, dict):
                 raise InvalidRequest(f"{where}: each line must be a JSON object")
             meta = validation.metadata(obj.get("metadata"), where)
+            data = validation.data(obj.get("data"), where)
+            vector: Any
+            if obj.get("vector") is None and data is not None:
+                if not embeds:
+                    raise InvalidRequest(
+                        f"{where}: this line has data and no vector, and the collection has no "
+                        "embedding model to embed it: add vectors, or load into a collection "
+                        "created with a model (pgpager collections create NAME --model MODEL)"
+                    )
+                vector = Text(text_to_embed(data, where))
+            else:
+                vector = validation.vector(obj.get("vector"), dim, where)
             yield (
                 validation.vector_id(obj.get("id"), where, max_id),
                 namespace,
-                validation.vector(obj.get("vector"), dim, where),
+                vector,
                 None if meta is None else Jsonb(meta),
-                validation.data(obj.get("data"), where),
+                data,
             )
+
+
+class Text(str):
+    """Text in a row's vector place, to be embedded before the row is written."""
 
 
 def _reject_constant(name: str) -> float:
@@ -66,9 +91,10 @@ def _reject_constant(name: str) -> float:
 class Loader:
     """``pgpager load``: a whole file into a collection, in one transaction."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, embedder: Embedder) -> None:
         self.db = db
         self.settings = settings
+        self.embedder = embedder
 
     async def load(
         self,
@@ -83,19 +109,30 @@ class Loader:
         """Load every row: all rows or none. Returns the number loaded.
 
         With ``defer_index`` the HNSW index is dropped first and built once at the end, which
-        is several times faster than maintaining it row by row.
+        is several times faster than maintaining it row by row. Lines with text and no vector
+        are embedded a batch at a time, inside the same transaction.
         """
         if path.suffix not in (".npy", ".jsonl"):
             raise InvalidRequest(f"{path.name}: use a .npy or .jsonl file")
         c = await collections.find(self.db, collection)
         ns = validation.namespace(namespace)
+        embeds = c.embedding_model is not None
         if path.suffix == ".npy":
             rows: Iterator[Row] = _npy_rows(path, c.dimension, ns)
         else:
-            rows = _jsonl_rows(path, c.dimension, ns, self.settings.max_id_length)
+            rows = _jsonl_rows(path, c.dimension, ns, self.settings.max_id_length, embeds=embeds)
+            if embeds:
+                chunk = min(chunk, TEXT_CHUNK)
 
-        def batches() -> Iterator[list[Row]]:
+        async def batches() -> AsyncIterator[list[Row]]:
             while batch := [r for _, r in zip(range(chunk), rows, strict=False)]:
+                texts = [i for i, r in enumerate(batch) if isinstance(r[2], Text)]
+                if texts:
+                    model = self.embedder.model_of(c)
+                    vectors = await self.embedder.embed(model, [batch[i][2] for i in texts])
+                    for i, vector in zip(texts, vectors, strict=True):
+                        rid, rns, _, meta, data = batch[i]
+                        batch[i] = (rid, rns, vector, meta, data)
                 yield batch
 
         try:

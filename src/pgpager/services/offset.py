@@ -20,6 +20,7 @@ from typing import Any
 
 from pgpager.errors import InvalidRequest, TooDeep
 from pgpager.services import validation
+from pgpager.services.embedding import Embedder
 from pgpager.settings import Settings
 from pgpager.store import collections, pages
 from pgpager.store.database import Database
@@ -67,28 +68,39 @@ def check_window(
 class OffsetPages:
     """Vector search and listing by limit + offset, and keyset listing."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, embedder: Embedder) -> None:
         self.db = db
         self.settings = settings
+        self.embedder = embedder
 
     async def search(
         self,
         collection: str,
         *,
         vector: Any,
+        data: Any = None,
         limit: int = 10,
         offset: int = 0,
         namespace: str | None = None,
         filter: str | None = None,
         include: Include = NOTHING,
     ) -> list[Hit]:
-        """Results ``offset`` .. ``offset + limit`` of the nearest-first order."""
+        """Results ``offset`` .. ``offset + limit`` of the nearest-first order, for the query
+        ``vector`` or the text ``data`` (embedded with the collection's model)."""
         check_window(self.settings, collection, limit, offset, listing=False)
         ns = validation.namespace(namespace)
         where = compile_filter(filter)
+        text_query = None
+        if data is not None or vector is None:
+            # Embedded before the snapshot is taken: no connection waits on the model.
+            text_query = await self.embedder.query_vector(
+                await collections.find(self.db, collection), vector=vector, data=data
+            )
         async with pages.snapshot(self.db) as conn:
             c = await collections.get(conn, collection)
-            q = validation.vector(vector, c.dimension, "vector", c.metric)
+            q = text_query
+            if q is None:
+                q = validation.vector(vector, c.dimension, "vector", c.metric)
             cutoff = self.settings.flat_search_cutoff
             if await pages.count_matching(conn, c, ns, where, bound=cutoff + 1) <= cutoff:
                 return await pages.nearest_page(

@@ -28,6 +28,7 @@ from pgpager import metrics
 from pgpager.cursors import CursorHost, CursorHosts, CursorLost
 from pgpager.errors import HandleClosed, HandleNotFound, InvalidRequest, TooManyHandles
 from pgpager.services import validation
+from pgpager.services.embedding import Embedder
 from pgpager.settings import Settings
 from pgpager.store import collections, pages, sessions
 from pgpager.store.collections import Collection
@@ -150,9 +151,15 @@ class ResumableQueries:
     """The resumable-query service of one server process."""
 
     def __init__(
-        self, db: Database, settings: Settings, hosts: CursorHosts, listen_url: str
+        self,
+        db: Database,
+        settings: Settings,
+        hosts: CursorHosts,
+        listen_url: str,
+        embedder: Embedder,
     ) -> None:
         self.db = db
+        self.embedder = embedder
         self.listen_url = listen_url
         self.settings = settings
         self.hosts = hosts
@@ -165,6 +172,7 @@ class ResumableQueries:
         collection: str,
         *,
         vector: Any,
+        data: Any = None,
         top_k: int,
         namespace: str | None = None,
         filter: str | None = None,
@@ -172,12 +180,15 @@ class ResumableQueries:
         max_idle: int | None = None,
         api_key_id: str | None = None,
     ) -> Page:
+        """Open a handle for the query ``vector``, or the text ``data`` embedded with the
+        collection's model. The session keeps the vector, never the text: a rehydrated handle
+        does not embed again (a model upgrade cannot shift a running handle)."""
         check_k(top_k, "top_k")
         ns = validation.namespace(namespace)
         idle = self._max_idle(max_idle)
         where = compile_filter(filter)  # a bad filter fails before anything is written
         c = await collections.find(self.db, collection)
-        q = validation.vector(vector, c.dimension, "vector", c.metric)
+        q = await self.embedder.query_vector(c, vector=vector, data=data)
 
         exact = await self._restrictive(c, ns, where, filtered=bool(filter and filter.strip()))
         handle = secrets.token_hex(24)  # 192 random bits; never starts with "-" (CLI arguments)

@@ -37,6 +37,7 @@ from pgpager.errors import (
 )
 from pgpager.services import validation
 from pgpager.services.auth import Principal
+from pgpager.services.embedding import Embedder
 from pgpager.settings import Settings
 from pgpager.store import collections, stored
 from pgpager.store.database import Database
@@ -71,8 +72,12 @@ class SqlQuery:
 
 @dataclass(frozen=True)
 class VectorSearch:
+    """A nearest-neighbour search for ``vector``, or for the text ``data`` embedded with the
+    collection's model."""
+
     collection: str
-    vector: list[float]
+    vector: list[float] | None = None
+    data: str | None = None
     limit: int = 10
     filter: str | None = None
     namespace: str | None = None
@@ -151,8 +156,10 @@ class StoredQueries:
         database_url: str,
         db: Database,
         secret: stored.Secret,
+        embedder: Embedder,
     ) -> None:
         self.settings = settings
+        self.embedder = embedder
         self.database_url = database_url
         self.db = db
         self.secret = secret
@@ -494,8 +501,8 @@ class StoredQueries:
         namespace = validation.namespace(spec.namespace)
         where = compile_filter(spec.filter)
         c = await collections.find(self.db, spec.collection)
-        vector = validation.vector(
-            spec.vector, c.dimension, "vector_search.vector", c.metric
+        vector = await self.embedder.query_vector(
+            c, vector=spec.vector, data=spec.data, field="vector_search.vector"
         )
         include = Include(
             vectors=spec.include_vectors, metadata=spec.include_metadata, data=spec.include_data
@@ -503,7 +510,8 @@ class StoredQueries:
         request = {
             "vector_search": {
                 "collection": spec.collection,
-                "vector": [float(x) for x in spec.vector],
+                # The vector, also for a text query: what ran, not what it was made from.
+                "vector": [float(x) for x in vector],
                 "filter": spec.filter,
                 "namespace": namespace,
                 "limit": spec.limit,

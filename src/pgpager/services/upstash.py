@@ -12,6 +12,7 @@ import msgspec
 
 from pgpager.errors import InvalidCursor, InvalidRequest, NamespaceNotFound
 from pgpager.services import validation
+from pgpager.services.embedding import Embedder, text_to_embed
 from pgpager.services.offset import OffsetPages
 from pgpager.settings import Settings
 from pgpager.store import collections, vectors
@@ -88,27 +89,33 @@ def merge_patch(target: Any, patch: Any) -> Any:
 class UpstashIndex:
     """What the Upstash-compatible API needs beyond the native operations."""
 
-    def __init__(self, db: Database, settings: Settings, pages: OffsetPages) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, pages: OffsetPages, embedder: Embedder
+    ) -> None:
         self.db = db
         self.settings = settings
         self.pages = pages
+        self.embedder = embedder
 
     async def query(
         self,
         collection: str,
         *,
         vector: Any,
+        data: Any = None,
         top_k: int,
         namespace: str | None,
         filter: str | None,
         include: Include,
     ) -> list[Hit]:
-        """The ``top_k`` nearest vectors: the first page of offset pagination."""
+        """The ``top_k`` nearest vectors (to ``vector``, or to the text ``data``): the first page
+        of offset pagination."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InvalidRequest(f"topK must be a positive integer (got {top_k!r})", field="topK")
         return await self.pages.search(
             collection,
             vector=vector,
+            data=data,
             limit=top_k,
             offset=0,
             namespace=namespace,
@@ -193,7 +200,9 @@ class UpstashIndex:
         mode: str = "OVERWRITE",
         namespace: str | None = None,
     ) -> bool:
-        """Change the vector, metadata or data of one vector. False if the id does not exist."""
+        """Change the vector, metadata or data of one vector. False if the id does not exist.
+        In a collection with an embedding model, new ``data`` without a ``vector`` is embedded
+        and replaces the vector too (as Upstash does); elsewhere data is only stored."""
         ns = validation.namespace(namespace)
         checked_id = validation.vector_id(vid, "id", self.settings.max_id_length)
         if mode not in METADATA_MODES:
@@ -207,6 +216,9 @@ class UpstashIndex:
         q = None if vector is None else validation.vector(vector, c.dimension, "vector", c.metric)
         meta = validation.metadata(metadata, "metadata")
         text = validation.data(data, "data")
+        if q is None and text is not None and c.embedding_model is not None:
+            model = self.embedder.model_of(c)
+            q = (await self.embedder.embed(model, [text_to_embed(text, "data")]))[0]
 
         def change(stored: dict[str, Any] | None) -> dict[str, Any] | None:
             if meta is None:

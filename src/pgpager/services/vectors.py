@@ -1,25 +1,34 @@
-"""Upserting, fetching and deleting vectors, with every item checked before anything is written."""
+"""Upserting, fetching and deleting vectors, with every item checked before anything is written
+(and before any text is embedded)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from pgpager.errors import InvalidRequest
 from pgpager.services import validation
+from pgpager.services.embedding import Embedder, text_to_embed
 from pgpager.settings import Settings
 from pgpager.store import collections, vectors
 from pgpager.store.database import Database
 from pgpager.store.filters import compile_filter
 from pgpager.store.vectors import VectorIn, VectorOut
 
+EMPTY = np.zeros(0, dtype=np.float32)
+"""Stands in for a vector until its text is embedded."""
+
 
 class Vectors:
     """Upserting, fetching and deleting vectors."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, embedder: Embedder) -> None:
         self.db = db
         self.settings = settings
+        self.embedder = embedder
 
     async def upsert(
         self,
@@ -27,24 +36,39 @@ class Vectors:
         items: Sequence[dict[str, Any]],
         namespace: str | None = None,
     ) -> int:
-        """Validate the whole batch, then write it in one transaction. Returns the number of
+        """Validate the whole batch, embed the items that carry text and no vector (with the
+        collection's model), then write it all in one transaction. Returns the number of
         vectors written (an id given twice is one vector: the last one wins)."""
         ns = validation.namespace(namespace)
         validation.batch(items, "vectors", self.settings.max_batch_size)
         c = await collections.find(self.db, collection)
         by_id: dict[str, VectorIn] = {}
+        texts: dict[str, str] = {}
         for i, item in enumerate(items):
             where = f"vectors[{i}]"
             if not isinstance(item, dict):
                 raise InvalidRequest(f"{where}: must be an object with id and vector", item=where)
             vid = validation.vector_id(item.get("id"), where, self.settings.max_id_length)
+            metadata = validation.metadata(item.get("metadata"), where)
+            data = validation.data(item.get("data"), where)
             # Within one batch the last occurrence of an id wins, as with separate upserts.
-            by_id[vid] = VectorIn(
-                id=vid,
-                vector=validation.vector(item.get("vector"), c.dimension, where, c.metric),
-                metadata=validation.metadata(item.get("metadata"), where),
-                data=validation.data(item.get("data"), where),
-            )
+            texts.pop(vid, None)
+            if item.get("vector") is None and data is not None:
+                self.embedder.model_of(c)  # no model: say so before anything else
+                texts[vid] = text_to_embed(data, where)
+                vector = EMPTY
+            elif item.get("vector") is None and c.embedding_model is not None:
+                raise InvalidRequest(
+                    f"{where}: give vector, or data (text for {c.embedding_model} to embed)",
+                    item=where,
+                )
+            else:
+                vector = validation.vector(item.get("vector"), c.dimension, where, c.metric)
+            by_id[vid] = VectorIn(id=vid, vector=vector, metadata=metadata, data=data)
+        if texts:
+            embedded = await self.embedder.embed(self.embedder.model_of(c), list(texts.values()))
+            for vid, vector in zip(texts, embedded, strict=True):
+                by_id[vid] = dataclasses.replace(by_id[vid], vector=vector)
         await vectors.upsert(self.db, collection, ns, list(by_id.values()))
         return len(by_id)
 

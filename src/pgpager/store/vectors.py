@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,7 +227,7 @@ async def copy_in(
 async def load(
     db: Database,
     c: Collection,
-    batches: Iterable[list[tuple[str, str, Any, Any, str | None]]],
+    batches: AsyncIterable[list[tuple[str, str, Any, Any, str | None]]],
     *,
     defer_index: bool,
     progress: Callable[[int], None],
@@ -240,7 +240,7 @@ async def load(
         async with db.connection() as conn, conn.transaction():
             if defer_index:
                 await collections.drop_hnsw_index(conn, c)
-            for batch in batches:
+            async for batch in batches:
                 total += await copy_in(conn, c, batch)
                 progress(len(batch))
             if defer_index:

@@ -1,4 +1,5 @@
-"""/v1/collections: create, list, inspect and drop collections."""
+"""/v1/collections: create, list, inspect and drop collections; /v1/models: the embedding models
+a collection may name."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pgpager.http.schemas import (
     CollectionOut,
     CreateCollection,
     HnswParams,
+    ModelList,
+    ModelOut,
 )
 from pgpager.services.collections import Collections
+from pgpager.services.embedding import Embedder
 
 
 class CollectionsController(Controller):
@@ -42,3 +46,9 @@ class CollectionsController(Controller):
     @delete("/{name:str}", opt={"scope": "write"}, status_code=204)
     async def drop(self, collections: Collections, name: str) -> None:
         await collections.drop(name)
+
+
+@get("/v1/models", opt={"scope": "read"}, tags=["collections"])
+async def list_models(embedder: Embedder) -> ModelList:
+    """The embedding models a collection may name, with their dimensions."""
+    return ModelList([ModelOut.of(m, embedder.source(m)) for m in embedder.models()])

@@ -29,8 +29,11 @@ class SqlBody(Strict):
 
 
 class VectorSearchBody(Strict):
+    """The query is ``vector``, or ``data``: text, embedded with the collection's model."""
+
     collection: str
-    vector: list[float]
+    vector: list[float] | None = None
+    data: str | None = None
     limit: Annotated[int, msgspec.Meta(ge=1)] = 10
     filter: str | None = None
     namespace: str | None = None

@@ -16,7 +16,11 @@ from pgpager.store.sessions import Session
 
 
 class StartResumable(Strict):
-    vector: list[float]
+    """The query is ``vector``, or ``data``: text, embedded once with the collection's model (the
+    handle keeps the vector, so it never embeds again)."""
+
+    vector: list[float] | None = None
+    data: str | None = None
     top_k: int = 10
     namespace: str | None = None
     filter: str | None = None
@@ -93,6 +97,7 @@ class ResumableStartController(Controller):
         page = await resumable.start(
             name,
             vector=data.vector,
+            data=data.data,
             top_k=data.top_k,
             namespace=data.namespace,
             filter=data.filter,

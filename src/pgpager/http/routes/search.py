@@ -21,6 +21,7 @@ class SearchController(Controller):
         hits = await offset_pages.search(
             name,
             vector=data.vector,
+            data=data.data,
             limit=data.limit,
             offset=data.offset,
             namespace=data.namespace,

@@ -4,8 +4,9 @@ The unmodified ``upstash-vector`` SDK works against it:
 ``Index(url="http://host:port/upstash/<collection>", token=...)``. Every call is a POST whose
 JSON body uses camelCase names; a namespace is a path suffix (``/query/<namespace>``). Replies
 are ``{"result": ...}``, errors ``{"error": "<message>", "status": <code>}`` with the same
-status codes as the native API. Text ("data") upserts and queries need an embedding model,
-which pgpager does not have: they fail with a message saying to send vectors.
+status codes as the native API. Text ("data") is embedded with the collection's embedding model
+(the ``*-data`` routes, and ``data`` without a vector anywhere); a collection without a model
+answers 400 saying how to create one with a model.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import msgspec
 from litestar import Controller, Request, Response, Router, post, route
 from litestar.exceptions import HTTPException, ValidationException
 
-from pgpager.errors import InvalidRequest, NotFound, NotSupported, PgpagerError
+from pgpager.errors import InvalidRequest, NotFound, NotSupported, PgpagerError, UnknownModel
 from pgpager.http.auth import key_id
 from pgpager.http.errors import log_domain_error, retry_after
 from pgpager.http.request import decode_body
 from pgpager.services.collections import Collections
+from pgpager.services.embedding import find_model
 from pgpager.services.resumable import ResumableQueries
 from pgpager.services.upstash import UpstashIndex
 from pgpager.services.vectors import Vectors
@@ -48,6 +50,12 @@ class UpsertItem(Body):
     sparse_vector: Any = None
     metadata: dict[str, Any] | None = None
     data: str | None = None
+
+
+class UpsertDataItem(Body):
+    id: VectorId
+    data: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class QueryBody(Body):
@@ -149,13 +157,22 @@ class NamespaceInfo(msgspec.Struct, rename="camel"):
     pending_vector_count: int = 0
 
 
-class InfoResult(msgspec.Struct, rename="camel"):
+class DenseIndexInfo(msgspec.Struct, rename="camel"):
+    dimension: int
+    similarity_function: str
+    embedding_model: str
+
+
+class InfoResult(msgspec.Struct, rename="camel", omit_defaults=True):
     vector_count: int
     pending_vector_count: int
     index_size: int
     dimension: int
     similarity_function: str
     namespaces: dict[str, NamespaceInfo]
+    index_type: str
+    dense_index: DenseIndexInfo | None = None
+    """Present when the collection has an embedding model, as Upstash reports one."""
 
 
 class ResumableStarted(msgspec.Struct):
@@ -193,26 +210,74 @@ def vector_id(value: VectorId) -> str:
     return str(value) if isinstance(value, int) else value
 
 
-def no_embedding(collection: str) -> NotSupported:
-    return NotSupported(
-        f"collection {collection!r} cannot embed text: pgpager has no embedding model. "
-        "Embed the text yourself and send vectors (upsert with vector=..., query with "
-        "vector=...); the text can still be stored alongside as data."
-    )
-
-
 def sparse_unsupported() -> NotSupported:
     return NotSupported("sparse vectors are not supported: pgpager collections are dense")
 
 
-def dense_query(collection: str, body: QueryBody) -> list[float]:
+def dense_query(body: QueryBody) -> dict[str, Any]:
+    """The query's ``vector`` and ``data`` (text to embed): the service takes exactly one."""
     if body.sparse_vector is not None:
         raise sparse_unsupported()
-    if body.data is not None and body.vector is None:
-        raise no_embedding(collection)
-    if body.vector is None:
-        raise InvalidRequest("vector is required", field="vector")
-    return body.vector
+    return {"vector": body.vector, "data": body.data}
+
+
+def upstash_model_name(name: str | None) -> str | None:
+    """A collection's model as Upstash names it (BGE_SMALL_EN_V1_5); a name pgpager does not
+    know (written with SQL) as it is."""
+    if name is None:
+        return None
+    try:
+        return find_model(name).upstash_name
+    except UnknownModel:
+        return name
+
+
+async def run_queries(
+    upstash: UpstashIndex,
+    request: Request[Any, Any, Any],
+    collection: str,
+    namespace: str | None,
+) -> Ok:
+    """/query and /query-data: one query, or a list of them (query_many), each by vector or by
+    text."""
+    body = await required(request, list[QueryBody] | QueryBody)
+
+    async def one(q: QueryBody) -> list[QueryResult]:
+        hits = await upstash.query(
+            collection,
+            **dense_query(q),
+            top_k=q.top_k,
+            namespace=namespace,
+            filter=q.filter or None,
+            include=include_of(q),
+        )
+        return [QueryResult.of(h) for h in hits]
+
+    if isinstance(body, list):
+        upstash.check_fan_out(len(body))
+        return Ok([await one(q) for q in body])
+    return Ok(await one(body))
+
+
+async def start_resumable(
+    resumable: ResumableQueries,
+    request: Request[Any, Any, Any],
+    collection: str,
+    namespace: str | None,
+) -> Ok:
+    """/resumable-query and /resumable-query-data: by vector or by text."""
+    body: ResumableBody = await required(request, ResumableBody)
+    page = await resumable.start(
+        collection,
+        **dense_query(body),
+        top_k=body.top_k,
+        namespace=namespace,
+        filter=body.filter or None,
+        include=include_of(body),
+        max_idle=body.max_idle,
+        api_key_id=key_id(request),
+    )
+    return Ok(ResumableStarted(page.handle, [QueryResult.of(h) for h in page.results]))
 
 
 def include_of(body: QueryBody | FetchBody | RangeBody) -> Include:
@@ -244,14 +309,13 @@ class UpstashController(Controller):
         collection: str,
         namespace: str | None = None,
     ) -> Ok:
-        """Insert or replace vectors: a list of {id, vector, metadata?, data?} or one object."""
+        """Insert or replace vectors: a list of {id, vector, metadata?, data?} or one object. An
+        item with data and no vector is embedded with the collection's model."""
         body = await required(request, list[UpsertItem] | UpsertItem)
         items = body if isinstance(body, list) else [body]
         for item in items:
             if item.sparse_vector is not None:
                 raise sparse_unsupported()
-            if item.vector is None and item.data is not None:
-                raise no_embedding(collection)
         await vectors.upsert(
             collection,
             [
@@ -263,9 +327,27 @@ class UpstashController(Controller):
         return Ok(SUCCESS)
 
     @post(paths("upsert-data"), opt={"scope": "write"}, status_code=200, operation_id=operation_id)
-    async def upsert_data(self, collection: str, namespace: str | None = None) -> Ok:
-        """Text upserts need an embedding model, which pgpager does not have."""
-        raise no_embedding(collection)
+    async def upsert_data(
+        self,
+        vectors: Vectors,
+        request: Request[Any, Any, Any],
+        collection: str,
+        namespace: str | None = None,
+    ) -> Ok:
+        """Insert or replace text: a list of {id, data, metadata?} or one object, embedded with
+        the collection's model and stored with the text."""
+        body = await required(request, list[UpsertDataItem] | UpsertDataItem)
+        items = body if isinstance(body, list) else [body]
+        for i, item in enumerate(items):
+            if item.data is None:
+                where = f"vectors[{i}]"
+                raise InvalidRequest(f"{where}: data (the text to embed) is required", item=where)
+        await vectors.upsert(
+            collection,
+            [{"id": vector_id(i.id), "data": i.data, "metadata": i.metadata} for i in items],
+            namespace,
+        )
+        return Ok(SUCCESS)
 
     @post(paths("update"), opt={"scope": "write"}, status_code=200, operation_id=operation_id)
     async def update(
@@ -299,29 +381,19 @@ class UpstashController(Controller):
         namespace: str | None = None,
     ) -> Ok:
         """The topK nearest vectors; a list of queries gets a list of result lists."""
-        body = await required(request, list[QueryBody] | QueryBody)
-
-        async def one(q: QueryBody) -> list[QueryResult]:
-            hits = await upstash.query(
-                collection,
-                vector=dense_query(collection, q),
-                top_k=q.top_k,
-                namespace=namespace,
-                filter=q.filter or None,
-                include=include_of(q),
-            )
-            return [QueryResult.of(h) for h in hits]
-
-        # A list of queries (query_many) gets a list of result lists.
-        if isinstance(body, list):
-            upstash.check_fan_out(len(body))
-            return Ok([await one(q) for q in body])
-        return Ok(await one(body))
+        return await run_queries(upstash, request, collection, namespace)
 
     @post(paths("query-data"), opt={"scope": "read"}, status_code=200, operation_id=operation_id)
-    async def query_data(self, collection: str, namespace: str | None = None) -> Ok:
-        """Text queries need an embedding model, which pgpager does not have."""
-        raise no_embedding(collection)
+    async def query_data(
+        self,
+        upstash: UpstashIndex,
+        request: Request[Any, Any, Any],
+        collection: str,
+        namespace: str | None = None,
+    ) -> Ok:
+        """The topK nearest vectors to a text, embedded with the collection's model; a list of
+        queries gets a list of result lists."""
+        return await run_queries(upstash, request, collection, namespace)
 
     @post(
         paths("resumable-query"), opt={"scope": "read"}, status_code=200, operation_id=operation_id
@@ -334,18 +406,7 @@ class UpstashController(Controller):
         namespace: str | None = None,
     ) -> Ok:
         """Start a resumable query: the first topK results and its handle (uuid)."""
-        body: ResumableBody = await required(request, ResumableBody)
-        page = await resumable.start(
-            collection,
-            vector=dense_query(collection, body),
-            top_k=body.top_k,
-            namespace=namespace,
-            filter=body.filter or None,
-            include=include_of(body),
-            max_idle=body.max_idle,
-            api_key_id=key_id(request),
-        )
-        return Ok(ResumableStarted(page.handle, [QueryResult.of(h) for h in page.results]))
+        return await start_resumable(resumable, request, collection, namespace)
 
     @post(
         paths("resumable-query-data"),
@@ -353,9 +414,16 @@ class UpstashController(Controller):
         status_code=200,
         operation_id=operation_id,
     )
-    async def resumable_query_data(self, collection: str, namespace: str | None = None) -> Ok:
-        """Text queries need an embedding model, which pgpager does not have."""
-        raise no_embedding(collection)
+    async def resumable_query_data(
+        self,
+        resumable: ResumableQueries,
+        request: Request[Any, Any, Any],
+        collection: str,
+        namespace: str | None = None,
+    ) -> Ok:
+        """Start a resumable query for a text, embedded once with the collection's model: the
+        first topK results and its handle (uuid)."""
+        return await start_resumable(resumable, request, collection, namespace)
 
     @post(
         "/resumable-query-next", opt={"scope": "read"}, status_code=200, operation_id=operation_id
@@ -482,14 +550,21 @@ class UpstashController(Controller):
     async def info(self, collections: Collections, collection: str) -> Ok:
         """Vector counts, size on disk, dimension, similarity function, namespaces."""
         i = await collections.info(collection)
+        c = i.collection
+        similarity = SIMILARITY[c.metric]
+        model = upstash_model_name(c.embedding_model)
         return Ok(
             InfoResult(
                 vector_count=i.vector_count,
                 pending_vector_count=0,
                 index_size=i.size_bytes,
-                dimension=i.collection.dimension,
-                similarity_function=SIMILARITY[i.collection.metric],
+                dimension=c.dimension,
+                similarity_function=similarity,
                 namespaces={ns: NamespaceInfo(n) for ns, n in {"": 0, **i.namespaces}.items()},
+                index_type="DENSE",
+                dense_index=None
+                if model is None
+                else DenseIndexInfo(c.dimension, similarity, embedding_model=model),
             )
         )
 
