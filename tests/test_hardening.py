@@ -34,7 +34,8 @@ async def live(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A real server on a socket: races need requests that truly run at the same time (the
     in-process test client runs them one after the other)."""
-    server = server_factory(pg_url)
+    # A generous pool wait: these tests are about races, not about a saturated pool.
+    server = server_factory(pg_url, PGPAGER_POOL_TIMEOUT_S="60")
     await asyncio.to_thread(server.start)
     limits = httpx.Limits(max_connections=50)
     async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:

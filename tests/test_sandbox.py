@@ -20,7 +20,7 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 
 from pgpager.settings import parse_api_keys
-from tests.test_stored_queries import poll
+from tests.helpers import eventually
 
 Client = AsyncTestClient[Any]
 
@@ -54,7 +54,7 @@ async def running_sleep(client: Client, who: dict[str, str], tag: str, seconds: 
     async def now() -> str:
         return await state(client, who, qid)
 
-    await poll(now, lambda s: s == "RUNNING")
+    await eventually(now, until=lambda s: s == "RUNNING", what="the query runs", timeout_s=20)
     return qid
 
 
@@ -99,7 +99,7 @@ async def test_key_b_cannot_stop_key_a_query(make_client: Any, pg_url: str, sign
         async def a_running() -> bool:
             return a_backend_running(pg_url)
 
-        await poll(a_running, bool)
+        await eventually(a_running, what="key A's query runs", timeout_s=20)
         # B sees A's backend in pg_stat_activity (its pid, not its query text) and signals it.
         r = await sql(
             client,
@@ -174,7 +174,7 @@ async def test_reader_cannot_notify_the_servers(
             close_barrier()
             return barrier not in resumable.live
 
-        await poll(heard, bool, within_s=10)
+        await eventually(heard, what="the close is heard")
         assert kept in resumable.live
         assert [h.generation for h in resumable.hosts.hosts] == generations
         r = await client.post(
@@ -285,9 +285,9 @@ async def test_one_key_cannot_take_every_slot(make_client: Any) -> None:
         async def b_state() -> str:
             return await state(client, B, qid)
 
-        assert await poll(b_state, lambda s: s in ("COMPLETED", "FAILED"), within_s=10) == (
-            "COMPLETED"
-        )
+        assert await eventually(
+            b_state, until=lambda s: s in ("COMPLETED", "FAILED"), what="key B's query ends"
+        ) == ("COMPLETED")
         r = await client.get(f"/v1/queries/{qid}/pages", headers=B)
         assert r.json()["results"] == [{"n": 7}]
         # A's own cap held: one running, the rest waiting their turn.

@@ -91,7 +91,7 @@ class Settings:
     pool_min_size: int = _doc("Connections the pool keeps open.", 2)
     pool_max_size: int = _doc("Most connections the pool opens.", 10)
     pool_timeout_s: float = _doc(
-        "Seconds a request waits for a free database connection before it gets a 503.", 5.0
+        "Seconds a request waits for a free database connection before it gets a 503.", 15.0
     )
     db_unavailable_wait_s: float = _doc(
         "While PostgreSQL is unreachable, seconds a request waits for it before a quick 503 "
