@@ -867,3 +867,9 @@ async def test_scopes_and_ownership(make_client: Any, collection_name: str) -> N
         assert mine[0]["run_by"] is not None
         theirs = (await client.get("/v1/queries", headers=auth("sql-token-1"))).json()["data"]
         assert [q["query_id"] for q in theirs] == [sql_qid]
+
+
+async def test_a_column_named_t_does_not_stand_for_the_row(client: AsyncTestClient[Any]) -> None:
+    r = await run_sql(client, "SELECT 1 AS t, 2 AS u")
+    assert r.status_code == 200, r.text
+    assert r.json()["results"] == [{"t": 1, "u": 2}]

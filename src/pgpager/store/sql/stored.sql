@@ -185,9 +185,10 @@ DELETE FROM pgpager.stored_queries WHERE query_id = %(query_id)s
 -- name: declare_sql
 -- The user's text is the body of a subquery: only a SELECT or VALUES fits there, and a
 -- data-modifying WITH is rejected ("must be at the top level"). The newline ends a trailing
--- -- comment. Sent with the extended protocol, which refuses several statements.
+-- -- comment. Sent with the extended protocol, which refuses several statements. `t.*`, not `t`:
+-- a column of the user's named t must not stand for the row.
 DECLARE pgpager_stored NO SCROLL CURSOR FOR
-SELECT to_jsonb(t)::text FROM (
+SELECT to_jsonb(t.*)::text FROM (
 {user_sql}
 ) AS t
 
