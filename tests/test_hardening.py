@@ -373,3 +373,19 @@ async def test_a_page_stops_at_the_page_byte_limit_and_continues(make_client: An
             seen += [row["g"] for row in page["results"]]
             cursor = page["pagination"]["next_cursor"]
         assert seen == list(range(1, 11))
+
+
+async def test_a_busy_pool_is_waited_for_and_then_a_503_that_says_busy(
+    make_client: Any, collection_name: str
+) -> None:
+    """Not an outage: PostgreSQL answers, every pooled connection is in use. The request waits
+    its whole PGPAGER_POOL_TIMEOUT_S and gets a 503 naming the pool, with Retry-After."""
+    async with make_client(pool_min_size=1, pool_max_size=1, pool_timeout_s=2.5) as client:
+        rt = client.app.state.runtime
+        async with rt.db.connection():  # the pool's only connection
+            r = await client.get("/v1/collections")
+        assert r.status_code == 503, r.text
+        assert r.headers.get("retry-after")
+        assert "busy" in r.json()["error"]["message"], r.text
+        assert "PGPAGER_POOL_MAX_SIZE" in r.json()["error"]["message"]
+        assert (await client.get("/v1/collections")).status_code == 200

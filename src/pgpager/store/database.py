@@ -46,6 +46,9 @@ SERVER_APPLICATION_PREFIX = "pgpager:"
 # exception), and the operator-intervention states of a server shutting down or starting up.
 _GONE_STATES = ("57P01", "57P02", "57P03")
 
+PROBE_AFTER_S = 1.0
+"""A request that waited this long for a pooled connection asks PostgreSQL whether it answers."""
+
 
 def server_application_name(instance_id: str) -> str:
     return SERVER_APPLICATION_PREFIX + instance_id
@@ -135,6 +138,7 @@ class Database(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         self.unavailable_wait_s = unavailable_wait_s
         self._down_at: float | None = None
         self._last_error = ""
+        self._probed_at = 0.0
 
     @property
     def unavailable(self) -> bool:
@@ -153,24 +157,52 @@ class Database(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
             log.info("PostgreSQL is available again")
             self._down_at = None
 
+    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:  # noqa: ASYNC109
+        """A connection within ``timeout`` (``timeout_s``), waited for in slices: after each
+        slice without one, PostgreSQL is asked directly (at most once a second) whether it
+        answers. If it does not, the wait ends at once (``PoolTimeout``, a 503), instead of
+        lasting the whole timeout; a pool that is only busy is waited for to the end."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout_s)
+        while True:
+            step = self.unavailable_wait_s if self.unavailable else PROBE_AFTER_S
+            wait = max(0.001, min(step, deadline - time.monotonic()))
+            try:
+                return await super().getconn(timeout=wait)
+            except PoolTimeout:
+                if time.monotonic() >= deadline or self.unavailable or not await self._answers():
+                    raise
+
+    async def _answers(self) -> bool:
+        """Whether PostgreSQL accepts a connection (asked at most once a second)."""
+        now = time.monotonic()
+        if now - self._probed_at >= PROBE_AFTER_S:
+            self._probed_at = now
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=2
+                )
+                await conn.close()
+            except psycopg.OperationalError as exc:
+                self._went_down(exc)
+        return not self.unavailable
+
     @contextlib.asynccontextmanager
     async def connection(  # the pool's own signature
         self,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         wait = timeout if timeout is not None else self.timeout_s
-        if self.unavailable:
-            wait = min(wait, self.unavailable_wait_s)
         try:
             async with super().connection(timeout=wait) as conn:
                 self._came_back()
                 yield conn
         except PoolTimeout as exc:
-            self._went_down(exc)
-            cause = f" (last error: {self._last_error})" if self._last_error else ""
+            cause = f": {self._last_error}" if self._last_error else ""
+            if self.unavailable:
+                raise DatabaseUnavailable(f"PostgreSQL is unavailable{cause}") from exc
             raise DatabaseUnavailable(
-                f"no database connection within {wait:g} s: PostgreSQL is unreachable or all "
-                f"{self.max_size} connections are busy (PGPAGER_POOL_MAX_SIZE){cause}"
+                f"no database connection within {wait:g} s: all {self.max_size} connections are "
+                "busy (PGPAGER_POOL_MAX_SIZE, PGPAGER_POOL_TIMEOUT_S)"
             ) from exc
         except psycopg.Error as exc:
             error = domain_error(exc)
