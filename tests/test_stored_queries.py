@@ -33,7 +33,7 @@ async def completed(client: AsyncTestClient[Any], query: str, **body: Any) -> di
 
 
 # --- the happy path ---------------------------------------------------------------------------
-@pytest.mark.parametrize("prefix", ["/v1/queries", "/v1/orgs/self/queries"])
+@pytest.mark.parametrize("prefix", ["/v1/queries"])
 async def test_sql_query_pages_status_list_delete(
     client: AsyncTestClient[Any], prefix: str
 ) -> None:

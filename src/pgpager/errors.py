@@ -187,6 +187,12 @@ class QueryExpired(Gone):
     code = "query_expired"
 
 
+class QueryCancelled(Gone):
+    """The stored query was cancelled: it has no results."""
+
+    code = "query_cancelled"
+
+
 class QueryNotReady(Conflict):
     """The stored query has not completed: poll GET /v1/queries/{query_id} for its state."""
 

@@ -106,7 +106,8 @@ class StoredQuery(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('sql', 'vector_search')", name="kind_known"),
         CheckConstraint(
-            "state IN ('QUEUED', 'RUNNING', 'COMPLETED', 'FAILED')", name="state_known"
+            "state IN ('QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED')",
+            name="state_known",
         ),
         Index("stored_queries_owner_idx", "api_key_id", "created_at"),
         Index("stored_queries_expires_idx", "expires_at"),

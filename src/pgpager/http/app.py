@@ -22,6 +22,7 @@ from pgpager.http.request import StrictRequest
 from pgpager.http.routes.collections import CollectionsController, list_models
 from pgpager.http.routes.queries import ROUTES as QUERY_ROUTES
 from pgpager.http.routes.resumable import ResumableController, ResumableStartController
+from pgpager.http.routes.rockset import ROUTES as ROCKSET_ROUTES
 from pgpager.http.routes.search import SearchController
 from pgpager.http.routes.system import health, metrics
 from pgpager.http.routes.upstash import upstash_router
@@ -69,6 +70,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             health,
             metrics,
             *QUERY_ROUTES,
+            *ROCKSET_ROUTES,
         ],
         lifespan=[lifespan],
         dependencies={name: _provider(name) for name in SERVICES},

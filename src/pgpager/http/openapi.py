@@ -29,6 +29,20 @@ class ErrorBody(msgspec.Struct):
     error: ErrorInfo
 
 
+class RocksetErrorBody(msgspec.Struct, omit_defaults=True):
+    """Rockset's error shape (the ``rockset`` client raises its exceptions with it): ``type``
+    is Rockset's error type, ``code`` pgpager's; ``line``, ``column`` and ``query_id`` where
+    they apply."""
+
+    message: str
+    type: str
+    code: str
+    line: int | None = None
+    column: int | None = None
+    query_id: str | None = None
+    detail: dict[str, Any] | None = None
+
+
 class UpstashErrorBody(msgspec.Struct):
     """The Upstash-compatible API's error shape (the SDK raises ``UpstashError(error)``)."""
 
@@ -66,15 +80,25 @@ _OWN_STATUSES: dict[str, tuple[int, ...]] = {
     "GET /v1/resumable-queries/{handle}": (*KEYED, 404),
     "DELETE /v1/resumable-queries/{handle}": (*KEYED, 404, 410),
     # Stored queries: 408 the query ran past its time limit, 503 the reader role cannot log in,
-    # 409 the query has not finished, 410 its results expired.
+    # 409 the query has not finished, 410 its results expired (or it was cancelled).
     **{
-        f"{method} {prefix}{path}": statuses
-        for prefix in (STORED, SELF_STORED)
+        f"{method} {STORED}{path}": statuses
         for method, path, statuses in (
-            ("POST", "", (*KEYED, *BODY, 404, 408, 503)),
+            ("POST", "", (*KEYED, *BODY, 404, 408, 410, 503)),
             ("GET", "", (*KEYED, *QUERY)),
             ("GET", "/{query_id}", (*KEYED, 404, 410)),
             ("GET", "/{query_id}/pages", (*KEYED, *BODY, 404, 409, 410)),
+            ("DELETE", "/{query_id}", (*KEYED, 404)),
+        )
+    },
+    # Rockset's paths answer 400 where the native API answers 422 (as Rockset did).
+    **{
+        f"{method} {SELF_STORED}{path}": statuses
+        for method, path, statuses in (
+            ("POST", "", (*KEYED, 400, 404, 408, 410, 503)),
+            ("GET", "", KEYED),
+            ("GET", "/{query_id}", (*KEYED, 404, 410)),
+            ("GET", "/{query_id}/pages", (*KEYED, 400, 404, 409, 410)),
             ("DELETE", "/{query_id}", (*KEYED, 404)),
         )
     },
@@ -111,7 +135,8 @@ def _with_common(key: str, statuses: tuple[int, ...]) -> tuple[int, ...]:
     a value PostgreSQL refuses (a NUL character)."""
     if key in ("GET /health", "GET /metrics"):
         return statuses
-    common = {503} | ({422} if "{" in key else set())
+    invalid = 400 if SELF_STORED in key else 422
+    common = {503} | ({invalid} if "{" in key else set())
     return tuple(sorted(set(statuses) | common))
 
 
@@ -148,6 +173,8 @@ def _spec(key: str, status: int) -> ResponseSpec:
         return HEALTH_DOWN
     if key.split(" ", 1)[1].startswith("/upstash/"):
         return ResponseSpec(UpstashErrorBody, description="error", generate_examples=False)
+    if key.split(" ", 1)[1].startswith(SELF_STORED):
+        return ResponseSpec(RocksetErrorBody, description="error", generate_examples=False)
     return ResponseSpec(
         ErrorBody,
         description="error; its code is one of " + ", ".join(_codes(status)),

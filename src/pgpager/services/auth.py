@@ -31,6 +31,9 @@ ANONYMOUS = Principal(key_id=None, scopes=frozenset(SCOPES))
 OPERATOR = ANONYMOUS
 
 
+SCHEMES = ("bearer", "apikey")
+
+
 class Auth:
     """Resolves ``Authorization`` headers against the configured keys."""
 
@@ -42,9 +45,10 @@ class Auth:
             return ANONYMOUS
         if not authorization:
             raise Unauthorized()
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("use 'Authorization: Bearer <token>'")
+        scheme, _, token = authorization.strip().partition(" ")
+        # ApiKey is Rockset's scheme (its client and curl examples send it).
+        if scheme.lower() not in SCHEMES or not token.strip():
+            raise Unauthorized("use 'Authorization: Bearer <token>' (or 'ApiKey <token>')")
         given = token.strip().encode()
         for key in self.keys:
             if hmac.compare_digest(key.token.encode(), given):

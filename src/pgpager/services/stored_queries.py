@@ -28,6 +28,7 @@ from pgpager.errors import (
     InvalidCursor,
     InvalidRequest,
     PgpagerError,
+    QueryCancelled,
     QueryExpired,
     QueryFailed,
     QueryNotFound,
@@ -39,7 +40,7 @@ from pgpager.services import validation
 from pgpager.services.auth import Principal
 from pgpager.services.embedding import Embedder
 from pgpager.settings import Settings
-from pgpager.store import collections, stored
+from pgpager.store import collections, sqltext, stored
 from pgpager.store.database import Database
 from pgpager.store.filters import compile_filter
 from pgpager.store.search import Include
@@ -59,6 +60,7 @@ MIN_SCAN_TUPLES = 20_000
 
 SHUTDOWN_REASON = "server stopped while the query ran"
 DELETED_REASON = "deleted while it ran"
+CANCELLED_REASON = "cancelled by its caller"
 
 UNFINISHED = ("QUEUED", "RUNNING")
 
@@ -67,7 +69,12 @@ UNFINISHED = ("QUEUED", "RUNNING")
 class SqlQuery:
     query: str
     parameters: list[Any] = field(default_factory=list)
-    """Bound positionally to ``$1``, ``$2``, ... (server-side, never spliced into the text)."""
+    """Values bound positionally to ``$1``, ``$2``, ...; or Rockset's named parameters
+    (``{"name", "type", "value"}`` objects) bound where the text says ``:name``. Server-side
+    either way, never spliced into the text."""
+    default_row_limit: int | None = None
+    """Keep at most this many rows when the query has no LIMIT of its own (Rockset's
+    ``sql.default_row_limit``)."""
 
 
 @dataclass(frozen=True)
@@ -133,8 +140,10 @@ class Cursors:
 
 @dataclass(frozen=True)
 class _SqlJob:
-    text: str
-    parameters: list[Any]
+    original: str
+    """The text as the caller sent it (error positions are given in it)."""
+    bound: sqltext.Bound
+    row_limit: int | None
 
 
 @dataclass(frozen=True)
@@ -253,6 +262,10 @@ class StoredQueries:
             )
         except PgpagerError as exc:
             error = exc
+            if isinstance(job, _SqlJob) and "position" in exc.detail:
+                line, column = sqltext.line_and_column(job.original, exc.detail["position"])
+                exc.detail.update(line=line, column=column)
+                exc.message += f" (line {line}, column {column})"
         except Exception:
             log.exception("stored query %s failed unexpectedly", query_id)
             error = PgpagerError("internal error while running the query; see the server log")
@@ -281,7 +294,14 @@ class StoredQueries:
         if isinstance(job, _SqlJob):
             reader = await self._connect_reader(timeout_ms, key_id)
             try:
-                rows = stored.sql_rows(reader, job.text, job.parameters, timeout_ms=timeout_ms)
+                rows = stored.sql_rows(
+                    reader,
+                    job.bound.text,
+                    job.bound.values,
+                    timeout_ms=timeout_ms,
+                    row_limit=job.row_limit,
+                    position=job.bound.original_position,
+                )
                 async with aclosing(rows) as chunks:
                     return await stored.write_rows(
                         self.database_url, query_id, chunks, elapsed_ms=elapsed_ms, **keep
@@ -338,9 +358,10 @@ class StoredQueries:
                 self._readers.add(role)
 
     async def _fail(self, query_id: str, reason: str, started: float | None) -> None:
+        """FAILED, unless it has ended meanwhile (cancelled by its caller, say)."""
         elapsed = None if started is None else int((time.monotonic() - started) * 1000)
         try:
-            await stored.mark_failed(
+            failed = await stored.mark_failed(
                 self.db,
                 query_id,
                 reason,
@@ -349,7 +370,9 @@ class StoredQueries:
             )
         except Exception:
             log.exception("could not mark stored query %s FAILED", query_id)
-        metrics.stored_queries.labels("FAILED").inc()
+            failed = True
+        if failed:
+            metrics.stored_queries.labels("FAILED").inc()
 
     async def run(
         self,
@@ -359,9 +382,11 @@ class StoredQueries:
         max_initial_results: int = DEFAULT_DOCS,
         run_async: bool = False,
         timeout_ms: int | None = None,
+        client_timeout_ms: int | None = None,
     ) -> Started:
         """Start a stored query. Sync: wait for it and return its first rows. Async: return at
-        once (state QUEUED or RUNNING)."""
+        once (state QUEUED or RUNNING), or, with ``client_timeout_ms``, wait that long for it
+        and return its first rows if it finished by then."""
         settings = self.settings
         if not 0 <= max_initial_results <= MAX_INITIAL_RESULTS:
             raise InvalidRequest(
@@ -393,10 +418,17 @@ class StoredQueries:
             keep_s=keep_s,
         )
         task = self.submit(query_id, job, timeout_ms, key_id=caller.key_id)
-        if run_async:
+        if run_async and not client_timeout_ms:
             return Started(await self._get(query_id), stored.Page(b"[]", 0), None)
-        # Shielded: a client that hangs up does not cancel the run; its result stays stored.
-        error = await asyncio.shield(task)
+        # asyncio.wait, not await: a client that hangs up does not cancel the run (its result
+        # stays stored), and an async query is left running past the client's wait.
+        wait_s = client_timeout_ms / 1000 if run_async and client_timeout_ms else None
+        await asyncio.wait([task], timeout=wait_s)
+        if not task.done():
+            return Started(await self._get(query_id), stored.Page(b"[]", 0), None)
+        if task.cancelled():
+            raise await self._ended_early(query_id)
+        error = task.result()
         if error is not None:
             raise error
         q = await self._get(query_id)
@@ -429,6 +461,12 @@ class StoredQueries:
                 query_id=query_id,
                 state=q.state,
             )
+        if q.state == "CANCELLED":
+            raise QueryCancelled(
+                f"stored query {query_id} was cancelled, it has no results: {q.error}",
+                query_id=query_id,
+                state=q.state,
+            )
         if q.state == "FAILED":
             raise QueryFailed(
                 f"stored query {query_id} failed, it has no results: {q.error}",
@@ -452,13 +490,43 @@ class StoredQueries:
         return await self.current(caller, query_id)
 
     async def list_queries(
-        self, caller: Principal, *, limit: int = 100
+        self, caller: Principal, *, limit: int = 100, active: bool = False
     ) -> list[stored.StoredQuery]:
-        """The caller's unexpired queries, newest first (everyone's when auth is off)."""
+        """The caller's unexpired queries (only those QUEUED or RUNNING if ``active``), newest
+        first (everyone's when auth is off)."""
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", field="limit")
         return await stored.list_queries(
-            self.db, api_key_id=caller.key_id, everyone=caller.key_id is None, limit=limit
+            self.db,
+            api_key_id=caller.key_id,
+            everyone=caller.key_id is None,
+            limit=limit,
+            active=active,
+        )
+
+    async def cancel_query(self, caller: Principal, query_id: str) -> stored.StoredQuery:
+        """Stop a QUEUED or RUNNING query: it becomes CANCELLED (its record stays until it
+        expires, with no rows). A query that has ended is left as it is. The state is set in
+        the database first, so a run on another instance keeps nothing when it ends."""
+        q = await self.current(caller, query_id, expired_ok=True)
+        if q.state in UNFINISHED and await stored.mark_cancelled(
+            self.db, query_id, CANCELLED_REASON, ttl_s=self.settings.stored_query_ttl_s
+        ):
+            metrics.stored_queries.labels("CANCELLED").inc()
+            await self.cancel(query_id, CANCELLED_REASON)
+        return await self._get(query_id)
+
+    async def _ended_early(self, query_id: str) -> PgpagerError:
+        """Why a query this request waited for was stopped before it finished."""
+        q = await stored.get(self.db, query_id)
+        if q is None:
+            return QueryNotFound(f"stored query {query_id} was deleted while it ran")
+        if q.state == "CANCELLED":
+            return QueryCancelled(
+                f"stored query {query_id} was cancelled while it ran", query_id=query_id
+            )
+        return QueryFailed(
+            f"stored query {query_id} stopped before it finished: {q.error}", query_id=query_id
         )
 
     async def delete(self, caller: Principal, query_id: str) -> stored.StoredQuery:
@@ -487,8 +555,23 @@ class StoredQueries:
                     f"the limit is {MAX_PARAMETERS}",
                     field="sql.parameters",
                 )
+            named = sqltext.named_parameters(spec.parameters)
+            if named is None:
+                bound = sqltext.Bound(spec.query, list(spec.parameters))
+            else:
+                bound = sqltext.bind_named(spec.query, named)
+            row_limit = spec.default_row_limit
+            if row_limit is not None:
+                if row_limit < 1:
+                    raise InvalidRequest(
+                        "sql.default_row_limit must be at least 1", field="sql.default_row_limit"
+                    )
+                if sqltext.has_top_level_limit(spec.query):
+                    row_limit = None  # the query's own LIMIT rules
             request: dict[str, Any] = {"sql": {"query": spec.query, "parameters": spec.parameters}}
-            return _SqlJob(spec.query, list(spec.parameters)), request
+            if spec.default_row_limit is not None:
+                request["sql"]["default_row_limit"] = spec.default_row_limit
+            return _SqlJob(spec.query, bound, row_limit), request
         if not caller.allows("read"):
             raise Forbidden("a vector search needs an API key with the 'read' scope", scope="read")
         limit_cap = self.settings.stored_query_max_rows

@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from pgpager.errors import DatabaseUnavailable, QueryFailed, QueryTimeout, SqlUnavailable
-from pgpager.store import pages
+from pgpager.store import pages, sqltext
 from pgpager.store.collections import Collection
 from pgpager.store.database import Database, connect, translated
 from pgpager.store.filters import CompiledFilter
@@ -112,6 +112,8 @@ class StoredQuery:
     doc_count: int | None
     size_bytes: int | None
     results_total_doc_count: int | None
+    sql_text: str | None = None
+    """The SQL as the caller sent it (None for a vector search)."""
 
 
 @dataclass(frozen=True)
@@ -374,6 +376,16 @@ async def mark_failed(
         return cur.rowcount == 1
 
 
+async def mark_cancelled(pool: Database, query_id: str, reason: str, *, ttl_s: float) -> bool:
+    """CANCELLED if it was still QUEUED or RUNNING; False if it had ended."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            query("stored", "mark_cancelled"),
+            {"query_id": query_id, "reason": reason, "ttl_s": ttl_s},
+        )
+        return cur.rowcount == 1
+
+
 async def fail_instance(pool: Database, instance_id: str, error: str) -> int:
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -401,12 +413,12 @@ async def get(pool: Database, query_id: str) -> StoredQuery | None:
 
 
 async def list_queries(
-    pool: Database, *, api_key_id: str | None, everyone: bool, limit: int
+    pool: Database, *, api_key_id: str | None, everyone: bool, limit: int, active: bool = False
 ) -> list[StoredQuery]:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             query("stored", "list_queries"),
-            {"api_key_id": api_key_id, "all": everyone, "limit": limit},
+            {"api_key_id": api_key_id, "all": everyone, "limit": limit, "active": active},
         )
         return [StoredQuery(**r) for r in await cur.fetchall()]
 
@@ -481,16 +493,28 @@ async def fail_orphaned_queries(pool: Database, instance_id: str) -> int:
 
 
 # --- running ----------------------------------------------------------------------------------
-async def sql_rows(conn: Conn, text: str, parameters: Sequence[Any], *, timeout_ms: int) -> Chunks:
+async def sql_rows(
+    conn: Conn,
+    text: str,
+    parameters: Sequence[Any],
+    *,
+    timeout_ms: int,
+    row_limit: int | None = None,
+    position: Callable[[int], int] = lambda p: p,
+) -> Chunks:
     """The user's SQL as chunks of JSON object rows, read through a NO SCROLL cursor.
 
     ``conn`` is a reader connection (``connect_reader``). Parameters are bound server-side
-    as ``$1, $2, ...``; the text itself is never parsed or rewritten by the client.
+    as ``$1, $2, ...``; the text itself is never rewritten by the client here. At most
+    ``row_limit`` rows if given. ``position`` maps an error position in ``text`` back to the
+    text the user wrote (named parameters change it).
     """
     user_sql = _strip(text)
     declare = query("stored", "declare_sql", user_sql=sql.SQL(user_sql))
     # Error positions count from the start of the DECLARE: make them count in the user's text.
     shift = declare.as_string(conn).index(user_sql) if user_sql else 0
+    values = [_param(p) for p in parameters]
+    left = row_limit
     try:
         async with conn.transaction():
             await _reader_session(conn, timeout_ms)
@@ -498,18 +522,82 @@ async def sql_rows(conn: Conn, text: str, parameters: Sequence[Any], *, timeout_
             cur.adapters.register_loader("text", _RawText)
             # binary=True makes psycopg use the extended protocol even without parameters:
             # the server then refuses a text holding more than one statement.
-            await cur.execute(declare, [_param(p) for p in parameters], binary=True)
+            await cur.execute(declare, values, binary=True)
             fetch = Fetches()
-            while True:
-                await cur.execute(query("stored", "fetch", n=sql.Literal(fetch.rows)), binary=True)
+            while left is None or left > 0:
+                n = fetch.rows if left is None else min(fetch.rows, left)
+                await cur.execute(query("stored", "fetch", n=sql.Literal(n)), binary=True)
                 rows = await cur.fetchall()
                 if rows:
                     yield [r[0] for r in rows]
-                if len(rows) < fetch.rows:
+                if left is not None:
+                    left -= len(rows)
+                if len(rows) < n:
                     break
                 fetch.adapt(sum(len(r[0]) for r in rows))
     except psycopg.Error as exc:
-        raise _query_error(exc, timeout_ms, shift=shift, length=len(user_sql)) from exc
+        failure = _Failure(exc, shift)
+        if isinstance(exc, pgerrors.SyntaxError) and not conn.closed:
+            failure = await _parsed_alone(conn, user_sql, values, timeout_ms) or failure
+        raise _query_error(
+            failure.error,
+            timeout_ms,
+            shift=failure.shift,
+            length=len(user_sql),
+            position=position,
+        ) from exc
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: psycopg.Error
+    shift: int
+    """Characters before the user's text in the statement that failed."""
+
+
+async def _parsed_alone(
+    conn: Conn, user_sql: str, values: list[Any], timeout_ms: int
+) -> _Failure | None:
+    """The cursor's DECLARE failed with a syntax error, whose position may point into the
+    wrapper around the user's text. Parse the text alone (``PREPARE``, never run): its own
+    syntax error, counted in its own terms; or, if it parses, a clearer error saying it is
+    not a query a cursor can run. None if the connection fails meanwhile."""
+    prepare = query("stored", "parse_sql", user_sql=sql.SQL(user_sql))
+    prefix = prepare.as_string(conn).index(user_sql)
+    try:
+        async with conn.transaction(force_rollback=True):
+            await _reader_session(conn, timeout_ms)
+            cur = psycopg.AsyncRawCursor(conn)
+            # The extended protocol, as for the cursor: several statements are refused.
+            await cur.execute(prepare, values, binary=True)
+            await cur.execute(query("stored", "deallocate_parse"))
+    except pgerrors.SyntaxError as alone:
+        at = alone.diag.statement_position
+        first = sqltext.first_word(user_sql)
+        if (
+            at is not None
+            and first is not None
+            and int(at) - prefix == first.start + 1
+            and first.text.lower() in sqltext.COMMANDS
+        ):
+            return _Failure(NotACursorQuery(NOT_A_CURSOR_QUERY), 0)  # CREATE, SET, ...
+        return _Failure(alone, prefix)
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        return None
+    except psycopg.Error:
+        pass  # it parses; analysis failed (an INSERT into a missing table, say)
+    return _Failure(NotACursorQuery(NOT_A_CURSOR_QUERY), 0)
+
+
+NOT_A_CURSOR_QUERY = (
+    "the SQL is not a query a cursor can run: send one SELECT, VALUES, TABLE or "
+    "WITH ... SELECT statement (not INSERT, UPDATE, DELETE, a utility statement, or several "
+    "statements)"
+)
+
+
+class NotACursorQuery(pgerrors.SyntaxError):
+    """The user's text is valid SQL but not a query a cursor can run."""
 
 
 async def search_rows(
@@ -708,13 +796,20 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _query_error(
-    exc: psycopg.Error, timeout_ms: int, *, shift: int = 0, length: int = 0
+    exc: psycopg.Error,
+    timeout_ms: int,
+    *,
+    shift: int = 0,
+    length: int = 0,
+    position: Callable[[int], int] = lambda p: p,
 ) -> QueryFailed | QueryTimeout:
     if isinstance(exc, pgerrors.QueryCanceled | pgerrors.TransactionTimeout):
         return QueryTimeout(
             f"the query ran past its time limit of {timeout_ms} ms (timeout_ms)",
             timeout_ms=timeout_ms,
         )
+    if isinstance(exc, NotACursorQuery):
+        return QueryFailed(f"the query failed: {NOT_A_CURSOR_QUERY}", sqlstate="42601")
     diag = exc.diag
     message = diag.message_primary or _first_line(exc)
     if isinstance(exc, pgerrors.ConfigurationLimitExceeded) and "temp_file_limit" in message:
@@ -725,9 +820,9 @@ def _query_error(
         )
     detail: dict[str, Any] = {"sqlstate": exc.sqlstate}
     if diag.statement_position and length:
-        position = int(diag.statement_position) - shift
-        if 1 <= position <= length:
-            detail["position"] = position
+        at = int(diag.statement_position) - shift
+        if 1 <= at <= length + 1:  # length + 1: at the end of the text
+            detail["position"] = position(at)
     if diag.message_hint:
         detail["hint"] = diag.message_hint
     return QueryFailed(f"the query failed: {message}", **detail)

@@ -1,4 +1,5 @@
-"""Stored queries (Rockset style): /v1/queries and the seed's /v1/orgs/self/queries.
+"""Stored queries (Rockset style), pgpager's native API: /v1/queries (Rockset's own paths and
+shapes, /v1/orgs/self/queries, are in routes/rockset.py).
 
 POST runs a SQL query or a vector search once and keeps its rows; GET .../pages reads them by
 cursor and/or offset; GET shows the state; DELETE stops and removes a query.
@@ -215,8 +216,5 @@ class QueriesController(Controller):
         return QueryInfoOut(QueryInfo.of(q))
 
 
-ROUTES = [
-    Router(path="/v1", route_handlers=[QueriesController]),
-    # The paths of the seed (Rockset's API), answering the same way.
-    Router(path="/v1/orgs/self", route_handlers=[QueriesController]),
-]
+ROUTES = [Router(path="/v1", route_handlers=[QueriesController])]
+"""The seed's paths (Rockset's API, /v1/orgs/self/queries) are in routes/rockset.py."""

@@ -82,6 +82,17 @@ SET state = 'FAILED',
     elapsed_time_ms = %(elapsed_time_ms)s
 WHERE query_id = %(query_id)s AND state IN ('QUEUED', 'RUNNING')
 
+-- name: mark_cancelled
+-- Stopped by its caller: the record stays (its state says so) until it expires; the rows a
+-- run was writing are rolled back (mark_completed needs RUNNING).
+UPDATE pgpager.stored_queries
+SET state = 'CANCELLED',
+    error = %(reason)s,
+    finished_at = clock_timestamp(),
+    expires_at = clock_timestamp() + make_interval(secs => %(ttl_s)s),
+    elapsed_time_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint
+WHERE query_id = %(query_id)s AND state IN ('QUEUED', 'RUNNING')
+
 -- name: fail_instance
 -- At shutdown: whatever this instance still runs will not finish.
 UPDATE pgpager.stored_queries
@@ -131,17 +142,19 @@ RETURNING q.query_id::text
 -- name: get_query
 SELECT query_id::text, kind, state, error, api_key_id, owner_instance, created_at, started_at,
        finished_at, expires_at, expires_at <= now() AS expired, elapsed_time_ms, doc_count,
-       size_bytes, results_total_doc_count
+       size_bytes, results_total_doc_count, request -> 'sql' ->> 'query' AS sql_text
 FROM pgpager.stored_queries
 WHERE query_id = %(query_id)s
 
 -- name: list_queries
+-- %(active)s: only the queries still QUEUED or RUNNING (Rockset's list of active queries).
 SELECT query_id::text, kind, state, error, api_key_id, owner_instance, created_at, started_at,
        finished_at, expires_at, expires_at <= now() AS expired, elapsed_time_ms, doc_count,
-       size_bytes, results_total_doc_count
+       size_bytes, results_total_doc_count, request -> 'sql' ->> 'query' AS sql_text
 FROM pgpager.stored_queries
 WHERE (%(all)s OR api_key_id IS NOT DISTINCT FROM %(api_key_id)s)
   AND expires_at > now()
+  AND (NOT %(active)s OR state IN ('QUEUED', 'RUNNING'))
 ORDER BY created_at DESC, query_id
 LIMIT %(limit)s
 
@@ -225,3 +238,13 @@ SET client_connection_check_interval = {check_ms}
 
 -- name: state_counts
 SELECT state, count(*) FROM pgpager.stored_queries GROUP BY state
+
+-- name: parse_sql
+-- The user's text alone, parsed and analysed but never run: when the cursor's DECLARE fails
+-- with a syntax error, this tells whether the text itself is wrong (and where, in its own
+-- terms) or is a statement that cannot be a cursor's query.
+PREPARE pgpager_parse AS
+{user_sql}
+
+-- name: deallocate_parse
+DEALLOCATE pgpager_parse
