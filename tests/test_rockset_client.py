@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -361,3 +362,18 @@ async def test_sync_query_cancelled_from_elsewhere_answers_410(
         r = await sync
         assert r.status_code == 410, r.text
         assert r.json()["type"] == "QUERY_CANCELLED"
+
+
+def test_the_readme_recipe_runs_as_written(server: ServerProcess) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("#### Rockset's API and the official `rockset` client") :]
+    code = section[section.index("```python\n") + 10 : section.index("```\n", 10)]
+    code = code.replace("http://127.0.0.1:8000", server.url).replace("<api key>", KEY.split(":")[0])
+    scope: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["r"].results_total_doc_count == 9901
+    assert [row["n"] for row in scope["page"].results][:2] == [2100, 2101]
+    assert scope["status"] == "COMPLETED"
+    assert scope["slow"].query_id in [q.query_id for q in scope["active"]]
+    rs = scope["queries"]
+    assert rs.get_query(query_id=scope["slow"].query_id).data.status == "CANCELLED"
