@@ -203,6 +203,28 @@ def test_handles_list_show_stop_on_a_running_server(running: Running) -> None:
     assert again == [{"id": handle, "stopped": False, "state": "stopped", "owner_instance": owner}]
 
 
+def test_handles_stop_ends_an_exhausted_handle(running: Running) -> None:
+    """An exhausted handle is still open (its next answers []); the CLI stops it like an active
+    one, after asking, and its next then fails as after any stop."""
+    url, http = running.url, running.http
+    assert http.post("/v1/collections", json={"name": "few", "dimension": 2}).status_code == 201
+    vectors = [{"id": f"f{i}", "vector": [1.0, i / 10]} for i in range(3)]
+    assert http.post("/v1/collections/few/vectors", json={"vectors": vectors}).status_code == 200
+    r = http.post("/v1/collections/few/resumable-queries", json={"vector": [1, 0], "top_k": 5})
+    handle = r.json()["handle"]
+    r = http.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
+    assert r.json() == {"handle": handle, "results": [], "state": "exhausted", "position": 3}
+
+    assert "--yes" in one_error_line(pgpager(url, "handles", "stop", handle))
+    assert session_row(url, handle)[0] == "exhausted"
+    outcome = as_json(url, "handles", "stop", handle, "--yes")
+    assert [(o["stopped"], o["state"]) for o in outcome] == [(True, "stopped")]
+    state, reason, _, _, position = session_row(url, handle)
+    assert (state, reason, position) == ("stopped", "stopped by an operator (CLI)", 3)
+    r = http.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
+    assert r.status_code == 410 and "stopped by an operator (CLI)" in r.json()["error"]["message"]
+
+
 def test_stored_queries_list_show_delete(running: Running) -> None:
     url, http = running.url, running.http
     assert http.post("/v1/collections", json={"name": "kept", "dimension": 2}).status_code == 201

@@ -91,6 +91,50 @@ async def test_start_next_stop(client: Client, collection: str) -> None:
     assert r.status_code == 404
 
 
+async def test_stop_after_exhaustion_frees_the_handle(
+    client: Client, collection: str, pg_url: str
+) -> None:
+    """A stop ends an exhausted handle too (as Upstash frees it): next then fails with the same
+    410 as after the stop of an active handle, and the handle keeps its final position."""
+    vectors = [{"id": f"v{i}", "vector": [1, i / 10, 0]} for i in range(5)]
+    await client.post(f"/v1/collections/{collection}/vectors", json={"vectors": vectors})
+
+    async def stopped_next(handle: str) -> Any:
+        r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 1})
+        assert r.status_code == 410, r.text
+        return r.json()
+
+    exhausted = (await start(client, collection, [1, 0, 0], top_k=3)).json()["handle"]
+    await drain(client, exhausted, 10)
+    r = await client.delete(f"/v1/resumable-queries/{exhausted}")
+    assert r.status_code == 200, r.text
+    assert (r.json()["state"], r.json()["position"]) == ("stopped", 5)
+    after_exhaustion = await stopped_next(exhausted)
+
+    active = (await start(client, collection, [1, 0, 0], top_k=3)).json()["handle"]
+    assert (await client.delete(f"/v1/resumable-queries/{active}")).status_code == 200
+    assert await stopped_next(active) == after_exhaustion
+    assert "this handle is stopped: stopped by the client" in after_exhaustion["error"]["message"]
+
+    for handle, position in ((exhausted, 5), (active, 3)):
+        status = (await client.get(f"/v1/resumable-queries/{handle}")).json()
+        assert (status["state"], status["position"]) == ("stopped", position)
+        r = await client.delete(f"/v1/resumable-queries/{handle}")
+        assert r.status_code == 410, "a second stop fails, as in Upstash"
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT id, state, state_reason, position FROM pgpager.query_sessions "
+            "WHERE id = ANY(%s)",
+            [[exhausted, active]],
+        ).fetchall()
+    assert sorted(rows) == sorted(
+        [
+            (exhausted, "stopped", "stopped by the client", 5),
+            (active, "stopped", "stopped by the client", 3),
+        ]
+    )
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot_product"])
 async def test_iterates_everything_exactly_once(
     make_client: Any, collection_name: str, pg_url: str, metric: str

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from upstash_vector import AsyncIndex, Index, Vector
 from upstash_vector.errors import UpstashError
@@ -288,15 +289,79 @@ def test_resumable_query_delivers_every_vector_once(server: ServerProcess, index
         delivered.extend(ids(batch))
     assert len(delivered) == n and set(delivered) == {f"r{i}" for i in range(n)}
     assert handle.fetch_next(3) == [], "an exhausted handle keeps answering with nothing"
-    handle.stop()  # stopping an exhausted handle is fine (the `with handle:` exit does it)
-    assert handle.fetch_next(3) == []
-
-    _, handle = index.resumable_query(vector=[1.0, 0.0, 0.0], top_k=5)
     handle.stop()
-    with pytest.raises(UpstashError, match="stopped"):
+
+
+def session_row(pg_url: str, handle: str) -> tuple[Any, ...]:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT state, state_reason, position FROM pgpager.query_sessions WHERE id = %s",
+            [handle],
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def stopped_error(call: Callable[[], Any]) -> str:
+    with pytest.raises(UpstashError) as info:
+        call()
+    return str(info.value)
+
+
+def test_stop_frees_the_handle_whether_exhausted_or_not(
+    server: ServerProcess, index: Index, pg_url: str
+) -> None:
+    """As in Upstash, a stop frees the handle: every later next fails, and the same way, whether
+    the handle had delivered every row or not. Stopping twice fails too (the SDK's own tests
+    against Upstash expect an UpstashError from a second stop)."""
+    index.upsert([(f"s{i}", [1.0, i / 10, 0.0]) for i in range(6)])
+
+    _, exhausted = index.resumable_query(vector=[1.0, 0.0, 0.0], top_k=4)
+    assert len(exhausted.fetch_next(10)) == 2 and exhausted.fetch_next(1) == []
+    exhausted.stop()
+    after_exhaustion = stopped_error(lambda: exhausted.fetch_next(1))
+
+    _, active = index.resumable_query(vector=[1.0, 0.0, 0.0], top_k=4)
+    active.stop()
+    after_active = stopped_error(lambda: active.fetch_next(1))
+
+    assert after_exhaustion == after_active == "this handle is stopped: stopped by the client"
+    assert stopped_error(exhausted.stop) == stopped_error(active.stop) == after_active
+    for handle, position in ((exhausted, 6), (active, 4)):
+        status = httpx.get(f"{server.url}/v1/resumable-queries/{handle._uid}").json()
+        assert (status["state"], status["state_reason"], status["position"]) == (
+            "stopped",
+            "stopped by the client",
+            position,
+        ), "an exhausted handle keeps its position when stopped"
+        assert session_row(pg_url, handle._uid) == ("stopped", "stopped by the client", position)
+
+
+def test_with_block_stops_an_exhausted_handle(index: Index) -> None:
+    index.upsert([(f"w{i}", [1.0, i / 10, 0.0]) for i in range(4)])
+    _, handle = index.resumable_query(vector=[1.0, 0.0, 0.0], top_k=2)
+    with handle:
+        assert ids(handle.fetch_next(5)) == ["w2", "w3"]
+        assert handle.fetch_next(5) == []
+    with pytest.raises(UpstashError, match="stopped by the client"):
         handle.fetch_next(1)
-    with pytest.raises(UpstashError, match="stopped"):
+
+    # The SDK's __exit__ stops the handle again after an explicit stop in the block; Upstash
+    # answers that second stop with an error, and so does pgpager.
+    _, handle = index.resumable_query(vector=[1.0, 0.0, 0.0], top_k=2)
+    with pytest.raises(UpstashError, match="this handle is stopped"), handle:
         handle.stop()
+
+
+async def test_async_handle_stopped_after_exhaustion(server: ServerProcess) -> None:
+    name = create_collection(server)
+    aindex = AsyncIndex(url=f"{server.url}/upstash/{name}", token="unused", retries=0)
+    await aindex.upsert([(f"a{i}", [1.0, float(i), 0.0]) for i in range(3)])
+    _, handle = await aindex.resumable_query(vector=[1.0, 0.0, 0.0], top_k=3)
+    async with handle:
+        assert await handle.fetch_next(2) == []
+    with pytest.raises(UpstashError, match="this handle is stopped: stopped by the client"):
+        await handle.fetch_next(1)
 
 
 def test_resumable_query_in_a_namespace_with_a_filter(index: Index) -> None:

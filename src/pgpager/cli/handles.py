@@ -175,14 +175,15 @@ def handles_stop(obj: Obj, handle_ids: tuple[str, ...], yes: bool, as_json: bool
     """Stop handles. A running server closes their cursors at once; a later 'next' gets 410."""
     from pgpager import render
     from pgpager.services.admin import StopOutcome
+    from pgpager.store.sessions import STOPPABLE
 
     ids = list(dict.fromkeys(handle_ids))
 
     async def go(rt: Runtime) -> list[StopOutcome]:
         found = await rt.admin.find_handles(ids)
-        active = [s for s in found if s.state == "active"]
-        if active:
-            what = f"handle {active[0].id}" if len(active) == 1 else f"{len(active)} handles"
+        open_ = [s for s in found if s.state in STOPPABLE]
+        if open_:
+            what = f"handle {open_[0].id}" if len(open_) == 1 else f"{len(open_)} handles"
             confirm(f"stop {what}", yes)
         return await rt.admin.stop_handles(ids)
 

@@ -187,7 +187,8 @@ class Admin:
     async def stop_handles(
         self, handles: list[str], reason: str = STOP_REASON
     ) -> list[StopOutcome]:
-        """Mark active handles stopped; their servers hear it (NOTIFY) and close the cursors.
+        """Mark active and exhausted handles stopped, as a client's stop does; their servers
+        hear it (NOTIFY) and close the cursors.
 
         A handle that is already closed is left as it is and reported with its state."""
         out: list[StopOutcome] = []

@@ -248,10 +248,14 @@ class ResumableQueries:
         return page
 
     async def stop(self, handle: str, api_key_id: str | None) -> Session:
+        """Stop an active or exhausted handle, as Upstash frees it: its next ``next``, and a
+        second stop, fail with 410 whether or not it had delivered every row."""
         async with self._exclusive(handle):
             session = await self._session(handle, api_key_id)
             self._check_open(session)
-            await self._close(handle, "stopped", "stopped by the client")
+            if await self._close(handle, "stopped", "stopped by the client") is None:
+                # Closed meanwhile elsewhere (CLI, sweeper, another instance): say how.
+                self._check_open(await self._session(handle, api_key_id))
         return await self._session(handle, api_key_id)
 
     async def status(self, handle: str, api_key_id: str | None) -> Session:
@@ -340,12 +344,13 @@ class ResumableQueries:
                 reason=session.state_reason,
             )
 
-    async def _close(self, handle: str, state: str, reason: str) -> None:
+    async def _close(self, handle: str, state: str, reason: str) -> sessions.Closed | None:
         closed = await sessions.close(self.db, handle, state, reason)
         await self.drop_local([handle])
         if closed is not None:
             metrics.handle_events.labels(state).inc()
             log.info("handle %s %s: %s", handle[:8], state, reason)
+        return closed
 
     async def _restrictive(self, c: Collection, namespace: str, where: Any, filtered: bool) -> bool:
         """Does the filter (and namespace) match few enough rows for an exact plan?

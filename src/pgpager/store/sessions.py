@@ -19,6 +19,9 @@ from pgpager.store.queries import query
 CHANNEL = "pgpager_handles"
 # Payload asking every server to recycle its cursor hosts (handle ids never look like this).
 RECYCLE = "*recycle"
+STOPPABLE = ("active", "exhausted")
+"""States a stop ends. An exhausted handle is still open, as in Upstash: its next answers an
+empty batch until it is stopped, and then fails like that of any stopped handle."""
 
 
 def _columns() -> sql.Composable:
@@ -158,11 +161,17 @@ async def count_delivered(pool: Database, handle: str) -> int:
 
 
 async def close(pool: Database, handle: str, state: str, reason: str) -> Closed | None:
-    """Mark an active handle closed and tell every instance (NOTIFY) to drop its cursor."""
+    """Mark a handle closed and tell every instance (NOTIFY) to drop its cursor. Only an active
+    handle expires or is exhausted; a stop also ends an exhausted one (``STOPPABLE``). None if
+    the handle was in no state this change applies to."""
+    params = {
+        "id": handle,
+        "state": state,
+        "reason": reason,
+        "from_states": list(STOPPABLE if state == "stopped" else ("active",)),
+    }
     async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            query("sessions", "close_session"), {"id": handle, "state": state, "reason": reason}
-        )
+        cur = await conn.execute(query("sessions", "close_session"), params)
         row = await cur.fetchone()
         if row is None:
             return None

@@ -82,11 +82,18 @@ WHERE id = %(id)s AND state = 'active'
 SELECT count(*) FROM pgpager.query_session_rows WHERE session_id = %(id)s
 
 -- name: close_session
--- Ends a handle (stopped, expired or exhausted); returns the owner so its cursor gets closed.
+-- Ends a handle in one of %(from_states)s (stopped, expired or exhausted); returns the owner
+-- so its cursor gets closed. An active handle's final position is the count of ids it
+-- delivered; a handle closed before (an exhausted one being stopped) keeps the position it
+-- was closed at: its delivered ids were forgotten then.
 UPDATE pgpager.query_sessions
 SET state = %(state)s, state_reason = %(reason)s, closed_at = now(),
-    position = (SELECT count(*) FROM pgpager.query_session_rows r WHERE r.session_id = id)
-WHERE id = %(id)s AND state = 'active'
+    position = CASE WHEN state = 'active'
+                    THEN (SELECT count(*) FROM pgpager.query_session_rows r
+                          WHERE r.session_id = id)
+                    ELSE position
+               END
+WHERE id = %(id)s AND state = ANY(%(from_states)s::text[])
 RETURNING id, owner_instance, cursor_name
 
 -- name: notify_closed
