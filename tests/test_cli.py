@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -444,3 +445,53 @@ def test_confirmation_on_a_terminal(fresh_db_url: str) -> None:
         assert p.returncode == code, (out, err)
         assert b"stop handle tty-handle?" in err
         assert session_row(fresh_db_url, "tty-handle")[0] == state
+
+
+def test_load_refuses_oversized_metadata_and_data(pg_url: str, tmp_path: Path) -> None:
+    """pgpager load holds lines to the same limits as the API: exactly the limit loads, a byte
+    more fails the whole file in one line naming the line, the size, the limit and the setting."""
+    env = {
+        "PGPAGER_DATABASE_URL": pg_url,
+        "PGPAGER_MAX_METADATA_BYTES": "100",
+        "PGPAGER_MAX_DATA_BYTES": "40",
+    }
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    name = "load_" + secrets.token_hex(4)
+    assert run("collections", "create", name, "-d", "2").exit_code == 0
+
+    def jsonl(file: str, *lines: dict[str, Any]) -> str:
+        path = tmp_path / file
+        path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+        return str(path)
+
+    fits = jsonl(
+        "fits.jsonl",
+        {"id": "m", "vector": [1, 0], "metadata": {"k": "x" * 92}},
+        {"id": "d", "vector": [0, 1], "data": "é" * 20},
+    )
+    r = run("load", name, fits)
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    for file, line, needle in (
+        (
+            "meta.jsonl",
+            {"id": "big", "vector": [1, 1], "metadata": {"k": "x" * 93}},
+            "metadata is 101 bytes as JSON; the limit is 100 bytes (PGPAGER_MAX_METADATA_BYTES)",
+        ),
+        (
+            "data.jsonl",
+            {"id": "big", "vector": [1, 1], "data": "é" * 21},
+            "data is 42 bytes as UTF-8; the limit is 40 bytes (PGPAGER_MAX_DATA_BYTES)",
+        ),
+    ):
+        path = jsonl(file, {"id": f"ok-{file}", "vector": [1, 1]}, line)
+        assert f"{file}:2: {needle}" in one_error_line(run("load", name, path))
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            f'SELECT id, metadata, data FROM pgpager_data."{name}" ORDER BY id'
+        ).fetchall()
+    assert rows == [("d", None, "é" * 20), ("m", {"k": "x" * 92}, None)], (
+        "refused files load nothing"
+    )

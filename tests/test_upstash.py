@@ -3,6 +3,7 @@ server on a socket."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -251,6 +252,66 @@ def test_update_overwrite_and_patch(index: Index) -> None:
     assert got is not None and got.metadata == {"only": True}
 
     assert index.update("missing", metadata={"x": 1}) is False
+
+
+MAX_METADATA = 49_152
+MAX_DATA = 1_048_576
+
+
+def metadata_of_size(n: int) -> dict[str, str]:
+    """Metadata whose JSON encoding is exactly ``n`` bytes ({"k":"..."} is 8 of them)."""
+    return {"k": "x" * (n - 8)}
+
+
+def test_upstash_size_limits_by_default(index: Index) -> None:
+    """Upstash's limits, pgpager's defaults: 48 KB of metadata and 1 MB of data per vector, on
+    upsert and update (overwrite, and the result of a patch); the SDK raises with the message."""
+    index.upsert(
+        [
+            ("full", [1.0, 0.0, 0.0], metadata_of_size(MAX_METADATA), "é" * (MAX_DATA // 2)),
+            ("small", [0.0, 1.0, 0.0], {"a": "b"}, "short"),
+        ]
+    )
+    got = index.fetch(["full"], include_metadata=True, include_data=True)[0]
+    assert got is not None and got.metadata == metadata_of_size(MAX_METADATA)
+    assert got.data == "é" * (MAX_DATA // 2)
+
+    def refused(call: Callable[[], Any], size: int, what: str) -> None:
+        with pytest.raises(UpstashError) as info:
+            call()
+        setting, limit = ("METADATA", MAX_METADATA) if what == "metadata" else ("DATA", MAX_DATA)
+        unit = "JSON" if what == "metadata" else "UTF-8"
+        assert f"{what} is {size:,} bytes as {unit}; the limit is {limit:,} bytes" in str(
+            info.value
+        ) and f"(PGPAGER_MAX_{setting}_BYTES)" in str(info.value), str(info.value)
+
+    big_meta = metadata_of_size(MAX_METADATA + 1)
+    refused(
+        lambda: index.upsert([("big", [1.0, 0.0, 0.0], big_meta)]), MAX_METADATA + 1, "metadata"
+    )
+    big_text = "x" * (MAX_DATA + 1)
+    refused(lambda: index.upsert([("big", [1.0, 0.0, 0.0], None, big_text)]), MAX_DATA + 1, "data")
+    refused(lambda: index.update("small", metadata=big_meta), MAX_METADATA + 1, "metadata")
+    refused(lambda: index.update("small", data=big_text), MAX_DATA + 1, "data")
+    # A patch within the limit whose result is not: {"a":"b","k":"..."} is 16 bytes and k's.
+    patch = {"k": "x" * (MAX_METADATA - 16)}
+    refused(
+        lambda: index.update(
+            "small",
+            metadata={**patch, "k": patch["k"] + "x"},
+            metadata_update_mode=MetadataUpdateMode.PATCH,
+        ),
+        MAX_METADATA + 1,
+        "metadata",
+    )
+    assert index.fetch(["big"])[0] is None
+    got = index.fetch(["small"], include_metadata=True, include_data=True)[0]
+    assert got is not None and (got.metadata, got.data) == ({"a": "b"}, "short"), "unchanged"
+
+    assert index.update("small", metadata=patch, metadata_update_mode=MetadataUpdateMode.PATCH)
+    got = index.fetch(["small"], include_metadata=True)[0]
+    assert got is not None and got.metadata == {"a": "b", **patch}
+    assert len(json.dumps(got.metadata, separators=(",", ":")).encode()) == MAX_METADATA
 
 
 def test_reset_one_namespace_or_all(index: Index) -> None:

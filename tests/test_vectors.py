@@ -117,6 +117,58 @@ async def test_oversized_batch_is_422(make_client: Any, collection_name: str) ->
         assert await count(client, collection_name) == 0
 
 
+def metadata_of_size(n: int) -> dict[str, str]:
+    """Metadata whose JSON encoding is exactly ``n`` bytes: {"k":"..."} is 8 bytes and the
+    value's characters (2 bytes of UTF-8 each, one byte where n is odd)."""
+    body = n - 8
+    return {"k": "é" * (body // 2) + "x" * (body % 2)}
+
+
+async def test_metadata_and_data_sizes_are_limited(make_client: Any, collection_name: str) -> None:
+    """Metadata is measured as the bytes of its JSON, data as bytes of UTF-8: exactly the limit
+    is stored (and comes back unchanged), a byte more fails the whole batch with a 422 naming
+    the item, the size, the limit and the setting."""
+    async with make_client(max_metadata_bytes=100, max_data_bytes=40) as client:
+        await client.post("/v1/collections", json={"name": collection_name, "dimension": 3})
+        fits = [
+            {"id": "m", "vector": [1, 0, 0], "metadata": metadata_of_size(100)},
+            {"id": "m-odd", "vector": [1, 0, 0], "metadata": metadata_of_size(99)},
+            {"id": "d2", "vector": [1, 0, 0], "data": "é" * 20},
+            {"id": "d4", "vector": [1, 0, 0], "data": "😀" * 10},
+            {"id": "d1", "vector": [1, 0, 0], "data": "x" * 40},
+        ]
+        r = await upsert(client, collection_name, fits)
+        assert r.status_code == 200, r.text
+        r = await client.post(
+            f"/v1/collections/{collection_name}/vectors/fetch",
+            json={"ids": [v["id"] for v in fits]},
+        )
+        got = r.json()["vectors"]
+        for sent, stored in zip(fits, got, strict=True):
+            assert stored["metadata" if "metadata" in sent else "data"] == sent.get(
+                "metadata", sent.get("data")
+            )
+
+        too_big = [
+            ({"metadata": metadata_of_size(101)}, "metadata is 101 bytes as JSON", "METADATA"),
+            ({"data": "é" * 21}, "data is 42 bytes as UTF-8", "DATA"),
+            ({"data": "😀" * 11}, "data is 44 bytes as UTF-8", "DATA"),
+            ({"data": "x" * 41}, "data is 41 bytes as UTF-8", "DATA"),
+        ]
+        for extra, needle, setting in too_big:
+            batch = [{"id": "ok", "vector": [0, 1, 0]}, {"id": "big", "vector": [1, 0, 0], **extra}]
+            r = await upsert(client, collection_name, batch)
+            assert r.status_code == 422, r.text
+            error = r.json()["error"]
+            limit = "100" if setting == "METADATA" else "40"
+            assert error["message"].startswith(
+                f"vectors[1]: {needle}; the limit is {limit} bytes (PGPAGER_MAX_{setting}_BYTES)"
+            ), error
+            assert error["detail"]["item"] == "vectors[1]"
+            assert error["detail"]["limit"] == int(limit)
+        assert await count(client, collection_name) == len(fits), "nothing of a refused batch"
+
+
 async def test_upsert_into_unknown_collection_is_404(client: Client) -> None:
     r = await upsert(client, "no_such_collection", [{"id": "a", "vector": [1, 2, 3]}])
     assert r.status_code == 404

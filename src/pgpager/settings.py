@@ -130,6 +130,16 @@ class Settings:
     # --- vectors --------------------------------------------------------------------------
     max_batch_size: int = _doc("Most vectors in one upsert/fetch/delete request.", 1000)
     max_id_length: int = _doc("Longest vector id, in characters.", 512)
+    max_metadata_bytes: int = _doc(
+        "Largest metadata of one vector, in bytes of its JSON encoding (Upstash Vector's limit, "
+        "48 KB); a write of more is refused with a 422 naming the vector.",
+        49_152,
+    )
+    max_data_bytes: int = _doc(
+        "Largest data (text) stored with one vector, in bytes of UTF-8 (Upstash Vector's limit, "
+        "1 MB); a write of more is refused with a 422 naming the vector.",
+        1_048_576,
+    )
     max_queries_per_request: int = _doc(
         "Most queries in one request (the Upstash query_many form).", 1000
     )

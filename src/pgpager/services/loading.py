@@ -43,10 +43,11 @@ def _npy_rows(path: Path, dim: int, namespace: str) -> Iterator[Row]:
 
 
 def _jsonl_rows(
-    path: Path, dim: int, namespace: str, max_id: int, *, embeds: bool
+    path: Path, dim: int, namespace: str, limits: Settings, *, embeds: bool
 ) -> Iterator[Row]:
-    """Rows of a JSONL file. With ``embeds`` (the collection has a model), a line with data and
-    no vector gets its text as a placeholder in the vector's place, embedded later by batch."""
+    """Rows of a JSONL file, within the settings' limits (id length, metadata and data size).
+    With ``embeds`` (the collection has a model), a line with data and no vector gets its text
+    as a placeholder in the vector's place, embedded later by batch."""
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -58,8 +59,8 @@ def _jsonl_rows(
                 raise InvalidRequest(f"{where}: not valid JSON ({exc})") from exc
             if not isinstance(obj, dict):
                 raise InvalidRequest(f"{where}: each line must be a JSON object")
-            meta = validation.metadata(obj.get("metadata"), where)
-            data = validation.data(obj.get("data"), where)
+            meta = validation.stored_metadata(obj.get("metadata"), where, limits.max_metadata_bytes)
+            data = validation.data(obj.get("data"), where, limits.max_data_bytes)
             vector: Any
             if obj.get("vector") is None and data is not None:
                 if not embeds:
@@ -72,7 +73,7 @@ def _jsonl_rows(
             else:
                 vector = validation.vector(obj.get("vector"), dim, where)
             yield (
-                validation.vector_id(obj.get("id"), where, max_id),
+                validation.vector_id(obj.get("id"), where, limits.max_id_length),
                 namespace,
                 vector,
                 None if meta is None else Jsonb(meta),
@@ -120,7 +121,7 @@ class Loader:
         if path.suffix == ".npy":
             rows: Iterator[Row] = _npy_rows(path, c.dimension, ns)
         else:
-            rows = _jsonl_rows(path, c.dimension, ns, self.settings.max_id_length, embeds=embeds)
+            rows = _jsonl_rows(path, c.dimension, ns, self.settings, embeds=embeds)
             if embeds:
                 chunk = min(chunk, TEXT_CHUNK)
 

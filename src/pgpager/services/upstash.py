@@ -215,23 +215,31 @@ class UpstashIndex:
         c = await collections.find(self.db, collection)
         q = None if vector is None else validation.vector(vector, c.dimension, "vector", c.metric)
         meta = validation.metadata(metadata, "metadata")
-        text = validation.data(data, "data")
+        where = f"vector {checked_id!r}"
+        text = validation.data(data, where, self.settings.max_data_bytes)
+        limit = self.settings.max_metadata_bytes
+        # Metadata that replaces the stored one is measured before anything is embedded or
+        # locked; a patch is measured as it comes out, merged into the stored metadata.
+        overwrite = (
+            validation.metadata_json(meta, where, limit)
+            if meta is not None and mode == "OVERWRITE"
+            else None
+        )
         if q is None and text is not None and c.embedding_model is not None:
             model = self.embedder.model_of(c)
             q = (await self.embedder.embed(model, [text_to_embed(text, "data")]))[0]
 
-        def change(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+        def change(stored: Any) -> Any:
             if meta is None:
                 return stored
-            if mode == "PATCH":
-                if isinstance(stored, msgspec.Raw):
-                    raise InvalidRequest(
-                        "the stored metadata nests too deeply to patch: overwrite it instead",
-                        field="metadataUpdateMode",
-                    )
-                patched: dict[str, Any] = merge_patch(stored or {}, meta)
-                return patched
-            return meta
+            if overwrite is not None:
+                return overwrite
+            if isinstance(stored, msgspec.Raw):
+                raise InvalidRequest(
+                    "the stored metadata nests too deeply to patch: overwrite it instead",
+                    field="metadataUpdateMode",
+                )
+            return validation.metadata_json(merge_patch(stored or {}, meta), where, limit)
 
         return await vectors.update(
             self.db, collection, ns, checked_id, vector=q, data=text, metadata=change

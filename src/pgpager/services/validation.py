@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from pgpager.errors import InvalidRequest
@@ -119,13 +120,48 @@ def metadata(value: Any, where: str) -> dict[str, Any] | None:
     return value
 
 
-def data(value: Any, where: str) -> str | None:
+def metadata_json(value: dict[str, Any], where: str, max_bytes: int) -> msgspec.Raw:
+    """Checked metadata as the JSON that is stored, refused past ``max_bytes``
+    (``PGPAGER_MAX_METADATA_BYTES``). The store writes the Raw as it is, so metadata is
+    encoded once, here, and measured on the way."""
+    encoded = msgspec.json.encode(value)
+    if len(encoded) > max_bytes:
+        raise InvalidRequest(
+            f"{where}: metadata is {len(encoded):,} bytes as JSON; the limit is {max_bytes:,} "
+            "bytes (PGPAGER_MAX_METADATA_BYTES): keep large content out of metadata",
+            item=where,
+            size=len(encoded),
+            limit=max_bytes,
+        )
+    return msgspec.Raw(encoded)
+
+
+def stored_metadata(value: Any, where: str, max_bytes: int) -> msgspec.Raw | None:
+    """Metadata to write: checked (``metadata``), encoded and measured (``metadata_json``)."""
+    checked = metadata(value, where)
+    return None if checked is None else metadata_json(checked, where, max_bytes)
+
+
+def data(value: Any, where: str, max_bytes: int | None = None) -> str | None:
+    """Text: a string without NUL; to be stored, at most ``max_bytes`` of UTF-8
+    (``PGPAGER_MAX_DATA_BYTES``)."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidRequest(f"{where}: data must be a string", item=where)
     if "\x00" in value:
         raise InvalidRequest(f"{where}: data must not contain NUL characters", item=where)
+    # A character is at most 4 bytes of UTF-8: shorter text fits without being measured.
+    if max_bytes is not None and len(value) * 4 > max_bytes:
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise InvalidRequest(
+                f"{where}: data is {size:,} bytes as UTF-8; the limit is {max_bytes:,} bytes "
+                "(PGPAGER_MAX_DATA_BYTES): split the text across several vectors",
+                item=where,
+                size=size,
+                limit=max_bytes,
+            )
     return value
 
 

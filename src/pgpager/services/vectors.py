@@ -49,8 +49,10 @@ class Vectors:
             if not isinstance(item, dict):
                 raise InvalidRequest(f"{where}: must be an object with id and vector", item=where)
             vid = validation.vector_id(item.get("id"), where, self.settings.max_id_length)
-            metadata = validation.metadata(item.get("metadata"), where)
-            data = validation.data(item.get("data"), where)
+            metadata = validation.stored_metadata(
+                item.get("metadata"), where, self.settings.max_metadata_bytes
+            )
+            data = validation.data(item.get("data"), where, self.settings.max_data_bytes)
             # Within one batch the last occurrence of an id wins, as with separate upserts.
             texts.pop(vid, None)
             if item.get("vector") is None and data is not None:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 import psycopg
 from psycopg import errors as pgerrors
@@ -28,7 +29,8 @@ DEADLOCK_ATTEMPTS = 3
 class VectorIn:
     id: str
     vector: np.ndarray[Any, np.dtype[np.float32]]
-    metadata: dict[str, Any] | None
+    metadata: msgspec.Raw | None
+    """The metadata's JSON, encoded once when it was checked; written as it is."""
     data: str | None
 
 
@@ -167,7 +169,8 @@ async def id_range(
     ]
 
 
-MetadataChange = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+MetadataChange = Callable[[Any], Any]
+"""From the stored metadata (an object, a Raw or None) to what is written instead."""
 
 
 async def update(
