@@ -314,6 +314,14 @@ def test_upstash_size_limits_by_default(index: Index) -> None:
     assert len(json.dumps(got.metadata, separators=(",", ":")).encode()) == MAX_METADATA
 
 
+def test_request_size_limit_by_default(index: Index) -> None:
+    """Bodies over 10 MB (PGPAGER_MAX_REQUEST_BYTES) are refused before they are read."""
+    batch = [(f"b{i}", [1.0, 0.0, 0.0], None, "x" * 1_000_000) for i in range(11)]
+    with pytest.raises(UpstashError, match=r"larger than 10,000,000 bytes.*MAX_REQUEST_BYTES"):
+        index.upsert(batch)
+    assert index.info().vector_count == 0
+
+
 def test_reset_one_namespace_or_all(index: Index) -> None:
     index.upsert([("a", [1.0, 0.0, 0.0])])
     index.upsert([("a", [1.0, 0.0, 0.0])], namespace="keep")

@@ -169,6 +169,20 @@ async def test_metadata_and_data_sizes_are_limited(make_client: Any, collection_
         assert await count(client, collection_name) == len(fits), "nothing of a refused batch"
 
 
+async def test_request_body_size_is_limited(make_client: Any, collection_name: str) -> None:
+    async with make_client(max_request_bytes=1000) as client:
+        await client.post("/v1/collections", json={"name": collection_name, "dimension": 3})
+        vectors = [{"id": str(i), "vector": [1, 1, 1], "data": "x" * 100} for i in range(9)]
+        r = await upsert(client, collection_name, vectors)
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["code"] == "request_too_large"
+        assert r.json()["error"]["message"] == (
+            "the request body is larger than 1,000 bytes, the limit "
+            "(PGPAGER_MAX_REQUEST_BYTES): send fewer vectors per request"
+        )
+        assert (await upsert(client, collection_name, vectors[:5])).status_code == 200
+
+
 async def test_upsert_into_unknown_collection_is_404(client: Client) -> None:
     r = await upsert(client, "no_such_collection", [{"id": "a", "vector": [1, 2, 3]}])
     assert r.status_code == 404

@@ -128,6 +128,11 @@ class Settings:
     )
 
     # --- vectors --------------------------------------------------------------------------
+    max_request_bytes: int = _doc(
+        "Largest HTTP request body, in bytes; a larger one is refused with a 413 naming this "
+        "setting (a batch of big vectors: send fewer per request).",
+        10_000_000,
+    )
     max_batch_size: int = _doc("Most vectors in one upsert/fetch/delete request.", 1000)
     max_id_length: int = _doc("Longest vector id, in characters.", 512)
     max_metadata_bytes: int = _doc(

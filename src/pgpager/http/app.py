@@ -77,6 +77,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictRequest,
+        request_max_body_size=settings.max_request_bytes,
         before_request=_options_answer(allowed),
         # Litestar's default logging config takes over the root logger (its own format, INFO
         # for every library); pgpager.logs configures logging once for the whole process.

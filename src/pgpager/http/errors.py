@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from pgpager.errors import PgpagerError
 
@@ -47,12 +48,29 @@ def validation_error(request: Request[Any, Any, Any], exc: ValidationException) 
     return Response(error_body("invalid_request", message, {"problems": problems}), status_code=422)
 
 
+def http_message(request: Request[Any, Any, Any], exc: HTTPException) -> str:
+    """What an error Litestar raised says to the caller: its own text, or for a body over the
+    size limit, the limit and the setting behind it."""
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = request.route_handler.resolve_request_max_body_size() or 0
+        return (
+            f"the request body is larger than {limit:,} bytes, the limit "
+            "(PGPAGER_MAX_REQUEST_BYTES): send fewer vectors per request"
+        )
+    return str(exc.detail)
+
+
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        401: "unauthorized",
+        413: "request_too_large",
+    }.get(exc.status_code, "http_error")
     return Response(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        error_body(code, http_message(request, exc)),
+        status_code=exc.status_code,
+        headers=exc.headers,
     )
 
 

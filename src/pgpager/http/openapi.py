@@ -52,7 +52,7 @@ class UpstashErrorBody(msgspec.Struct):
 
 # Statuses every operation of a kind can answer.
 KEYED = (401, 403)  # a missing or unknown key; a key without the scope
-BODY = (400, 422)  # malformed JSON; a body or parameter that is not valid
+BODY = (400, 413, 422)  # malformed JSON; over PGPAGER_MAX_REQUEST_BYTES; a body that is not valid
 QUERY = (422,)  # a query parameter of the wrong type or out of range
 
 STORED = "/v1/queries"
@@ -145,7 +145,7 @@ STATUSES = {key: _with_common(key, statuses) for key, statuses in _OWN_STATUSES.
 an entry (a test checks), so a new route is a reminder to say how it fails."""
 
 
-HTTP_LAYER_CODES = {400: "http_error", 422: "invalid_request"}
+HTTP_LAYER_CODES = {400: "http_error", 413: "request_too_large", 422: "invalid_request"}
 """Codes ``errors.http_error`` and ``errors.validation_error`` send for Litestar's exceptions."""
 
 

@@ -20,7 +20,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from pgpager.errors import InvalidRequest, NotFound, NotSupported, PgpagerError, UnknownModel
 from pgpager.http.auth import key_id
-from pgpager.http.errors import log_domain_error, retry_after
+from pgpager.http.errors import http_message, log_domain_error, retry_after
 from pgpager.http.request import decode_body
 from pgpager.services.collections import Collections
 from pgpager.services.embedding import find_model
@@ -626,7 +626,7 @@ def validation_error(request: Request[Any, Any, Any], exc: ValidationException) 
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return error(str(exc.detail), exc.status_code, exc.headers)
+    return error(http_message(request, exc), exc.status_code, exc.headers)
 
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
