@@ -377,3 +377,14 @@ def test_the_readme_recipe_runs_as_written(server: ServerProcess) -> None:
     assert scope["slow"].query_id in [q.query_id for q in scope["active"]]
     rs = scope["queries"]
     assert rs.get_query(query_id=scope["slow"].query_id).data.status == "CANCELLED"
+
+
+async def test_oversized_body_is_413_in_rocksets_shape(make_client: Any) -> None:
+    async with make_client(max_request_bytes=1000) as client:
+        r = await client.post(
+            "/v1/orgs/self/queries", json={"sql": {"query": "SELECT 1 -- " + "x" * 2000}}
+        )
+        assert r.status_code == 413, r.text
+        body = r.json()
+        assert body["type"] == "CONTENTTOOLARGE" and body["code"] == "request_too_large"
+        assert "PGPAGER_MAX_REQUEST_BYTES" in body["message"]

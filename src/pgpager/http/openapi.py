@@ -95,7 +95,7 @@ _OWN_STATUSES: dict[str, tuple[int, ...]] = {
     **{
         f"{method} {SELF_STORED}{path}": statuses
         for method, path, statuses in (
-            ("POST", "", (*KEYED, 400, 404, 408, 410, 503)),
+            ("POST", "", (*KEYED, 400, 404, 408, 410, 413, 503)),
             ("GET", "", KEYED),
             ("GET", "/{query_id}", (*KEYED, 404, 410)),
             ("GET", "/{query_id}/pages", (*KEYED, 400, 404, 409, 410)),

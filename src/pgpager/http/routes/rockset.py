@@ -23,7 +23,7 @@ from litestar.params import Parameter
 
 from pgpager.errors import InvalidRequest, PgpagerError
 from pgpager.http.auth import principal
-from pgpager.http.errors import log_domain_error, retry_after
+from pgpager.http.errors import http_message, log_domain_error, retry_after
 from pgpager.http.routes.queries import VectorSearchBody
 from pgpager.http.schemas import Strict
 from pgpager.services import stored_queries as service
@@ -403,7 +403,8 @@ def validation_error(request: Request[Any, Any, Any], exc: ValidationException) 
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return error(str(exc.detail), exc.status_code, headers=exc.headers)
+    code = "request_too_large" if exc.status_code == 413 else None
+    return error(http_message(request, exc), exc.status_code, code=code, headers=exc.headers)
 
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
