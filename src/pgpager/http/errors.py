@@ -37,14 +37,19 @@ def domain_error(request: Request[Any, Any, Any], exc: PgpagerError) -> Response
     )
 
 
-def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+def validation_message(exc: ValidationException) -> tuple[str, list[Any]]:
+    """One sentence for what Litestar found wrong with a request, and the problems it listed."""
     problems = exc.extra if isinstance(exc.extra, list) else []
-    parts = []
-    for p in problems:
-        if isinstance(p, dict):
-            key = p.get("key")
-            parts.append(f"{p.get('message')}" + (f" (at {key})" if key else ""))
-    message = "; ".join(parts) or exc.detail or "the request body is not valid"
+    parts = [
+        str(p.get("message")) + (f" (at {p['key']})" if p.get("key") else "")
+        for p in problems
+        if isinstance(p, dict)
+    ]
+    return "; ".join(parts) or exc.detail or "the request is not valid", problems
+
+
+def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    message, problems = validation_message(exc)
     return Response(error_body("invalid_request", message, {"problems": problems}), status_code=422)
 
 

@@ -124,6 +124,18 @@ class QueryList(msgspec.Struct):
     data: list[QueryInfo]
 
 
+def query_spec(
+    sql: service.SqlQuery | None, vector_search: VectorSearchBody | None
+) -> service.SqlQuery | service.VectorSearch:
+    """Exactly one of the two kinds of stored query a body may ask for."""
+    if (sql is None) == (vector_search is None):
+        raise InvalidRequest("give exactly one of sql or vector_search", field="sql")
+    if sql is not None:
+        return sql
+    assert vector_search is not None
+    return service.VectorSearch(**msgspec.structs.asdict(vector_search))
+
+
 # --- routes -----------------------------------------------------------------------------------
 class QueriesController(Controller):
     path = "/queries"
@@ -135,14 +147,8 @@ class QueriesController(Controller):
     async def run(
         self, stored: StoredQueries, request: Request[Any, Any, Any], data: RunQuery
     ) -> QueryStarted:
-        if (data.sql is None) == (data.vector_search is None):
-            raise InvalidRequest("give exactly one of sql or vector_search", field="sql")
-        spec: service.SqlQuery | service.VectorSearch
-        if data.sql is not None:
-            spec = service.SqlQuery(data.sql.query, data.sql.parameters)
-        else:
-            assert data.vector_search is not None
-            spec = service.VectorSearch(**msgspec.structs.asdict(data.vector_search))
+        sql = None if data.sql is None else service.SqlQuery(data.sql.query, data.sql.parameters)
+        spec = query_spec(sql, data.vector_search)
         started = await stored.run(
             principal(request),
             spec,

@@ -21,10 +21,15 @@ from litestar import Controller, Request, Response, Router, delete, get, post
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import Parameter
 
-from pgpager.errors import InvalidRequest, PgpagerError
+from pgpager.errors import PgpagerError
 from pgpager.http.auth import principal
-from pgpager.http.errors import http_message, log_domain_error, retry_after
-from pgpager.http.routes.queries import VectorSearchBody
+from pgpager.http.errors import (
+    http_message,
+    log_domain_error,
+    retry_after,
+    validation_message,
+)
+from pgpager.http.routes.queries import VectorSearchBody, query_spec
 from pgpager.http.schemas import Strict
 from pgpager.services import stored_queries as service
 from pgpager.services.stored_queries import StoredQueries
@@ -219,16 +224,13 @@ class RocksetQueries(Controller):
     async def query(
         self, stored: StoredQueries, request: Request[Any, Any, Any], data: RunQuery
     ) -> QueryResponse:
-        if (data.sql is None) == (data.vector_search is None):
-            raise InvalidRequest("give exactly one of sql or vector_search", field="sql")
-        spec: service.SqlQuery | service.VectorSearch
-        if data.sql is not None:
-            spec = service.SqlQuery(
-                data.sql.query, data.sql.parameters or [], data.sql.default_row_limit
-            )
-        else:
-            assert data.vector_search is not None
-            spec = service.VectorSearch(**msgspec.structs.asdict(data.vector_search))
+        sql = data.sql
+        spec = query_spec(
+            None
+            if sql is None
+            else service.SqlQuery(sql.query, sql.parameters or [], sql.default_row_limit),
+            data.vector_search,
+        )
         run_async = bool(data.run_async)
         options = data.async_options or AsyncOptions()
         initial = _first_given(
@@ -392,13 +394,7 @@ def domain_error(request: Request[Any, Any, Any], exc: PgpagerError) -> Response
 
 
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    parts = [
-        str(p.get("message")) + (f" (at {p['key']})" if p.get("key") else "")
-        for p in problems
-        if isinstance(p, dict)
-    ]
-    message = "; ".join(parts) or exc.detail or "the request is not valid"
+    message, problems = validation_message(exc)
     return error(message, 400, code="invalid_request", detail={"problems": problems})
 
 

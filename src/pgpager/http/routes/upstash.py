@@ -20,7 +20,12 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from pgpager.errors import InvalidRequest, NotFound, NotSupported, PgpagerError, UnknownModel
 from pgpager.http.auth import key_id
-from pgpager.http.errors import http_message, log_domain_error, retry_after
+from pgpager.http.errors import (
+    http_message,
+    log_domain_error,
+    retry_after,
+    validation_message,
+)
 from pgpager.http.request import decode_body
 from pgpager.services.collections import Collections
 from pgpager.services.embedding import find_model
@@ -616,13 +621,7 @@ def domain_error(request: Request[Any, Any, Any], exc: PgpagerError) -> Response
 
 
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    parts = [
-        str(p.get("message")) + (f" (at {p['key']})" if p.get("key") else "")
-        for p in problems
-        if isinstance(p, dict)
-    ]
-    return error("; ".join(parts) or exc.detail or "the request is not valid", 422)
+    return error(validation_message(exc)[0], 422)
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
