@@ -7,6 +7,7 @@ As root the servers run as the wheel's own system user, as the embedded server d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -75,7 +76,8 @@ class ReplicatedPostgres:
             conn.execute(f"CREATE DATABASE {DATABASE}")
         migrations.upgrade(self.primary_url)
         self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary_port),
-                  "-U", "postgres", "-D", str(self.standby_dir), "-R", "-X", "stream", "-c", "fast", "--no-sync")  # fmt: skip
+                  "-U", "postgres", "-D", str(self.standby_dir), "-R", "-X", "stream",
+                  "-c", "fast", "--no-sync")  # fmt: skip
         with (self.standby_dir / "postgresql.conf").open("a") as f:
             f.write(f"port = {self.standby_port}\n")
         self.start_standby()
@@ -147,8 +149,6 @@ class ReplicatedPostgres:
     def close(self) -> None:
         for pgdata in (self.standby_dir, self.primary_dir):
             if (pgdata / "postmaster.pid").exists():
-                try:
+                with contextlib.suppress(RuntimeError):  # already down
                     self._pg_ctl(pgdata, "stop", "-m", "immediate")
-                except RuntimeError:
-                    pass  # already down
         shutil.rmtree(self.root, ignore_errors=True)
