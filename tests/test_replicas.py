@@ -98,12 +98,13 @@ def check_complete(seen: list[str], reference: set[str], extra: set[str] = froze
     assert set(seen) <= reference | extra, "only rows that exist"
 
 
-def standby_cursor_backends(pair: ReplicatedPostgres) -> int:
+def standby_cursor_backends(pair: ReplicatedPostgres, instance: str = "%") -> int:
     """pgpager backends on the standby inside a transaction: cursor hosts holding cursors."""
     with psycopg.connect(pair.standby_url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgpager:%%' "
-            "AND backend_xid IS NULL AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s "
+            "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
+            ["pgpager:" + instance],
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -232,3 +233,57 @@ def test_hot_standby_feedback_off_is_refused(
     finally:
         pair.standby_execute("ALTER SYSTEM RESET hot_standby_feedback")
         pair.standby_execute("SELECT pg_reload_conf()")
+
+
+def test_two_instances_alternate_and_one_is_killed(
+    pair: ReplicatedPostgres, server_factory: Callable[..., ServerProcess]
+) -> None:
+    servers = [
+        replica_server(server_factory, pair, PGPAGER_INSTANCE_ID=name) for name in ("alpha", "beta")
+    ]
+    a, b = (httpx.Client(base_url=s.url, timeout=30) for s in servers)
+    ids = make_collection(a, "two")
+    few = {i for n, i in enumerate(ids) if n % 4 == 0}
+    h_all, seen_all = start(a, "two", top_k=10)
+    h_few, seen_few = start(b, "two", top_k=5, filter="group = 'few'")
+    # Every call on the other instance: each one rehydrates the handle there.
+    for turn in range(6):
+        http, name = (a, "alpha") if turn % 2 else (b, "beta")
+        for handle, seen in ((h_all, seen_all), (h_few, seen_few)):
+            r = http.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 10})
+            assert r.status_code == 200, r.text
+            assert r.headers["x-pgpager-instance"] == name
+            seen += [h["id"] for h in r.json()["results"]]
+            # The instance that declared the handle's latest cursor (a cursor left behind on
+            # the other one goes on serving correctly: deliveries are recorded once).
+            status = a.get(f"/v1/resumable-queries/{handle}").json()
+            assert status["owner_instance"] in ("alpha", "beta")
+    h_new, _ = start(b, "two", top_k=5)
+    status = a.get(f"/v1/resumable-queries/{h_new}")
+    assert status.headers["x-pgpager-instance"] == "alpha"
+    assert status.json()["owner_instance"] == "beta", "the status names the cursor's instance"
+    # alpha dies mid-iteration without a word; beta finishes every handle.
+    servers[0].kill()
+    check_complete(drain(b, h_all, seen_all), set(ids))
+    check_complete(drain(b, h_few, seen_few), few)
+    assert b.get(f"/v1/resumable-queries/{h_all}").json()["state"] == "exhausted"
+    assert "this is a bug" not in servers[1].output(tail=1_000_000)
+
+
+def test_handles_on_primary(
+    pair: ReplicatedPostgres, server_factory: Callable[..., ServerProcess]
+) -> None:
+    server = replica_server(
+        server_factory, pair, PGPAGER_HANDLES_ON_PRIMARY="true", PGPAGER_INSTANCE_ID="prim"
+    )
+    http = httpx.Client(base_url=server.url, timeout=30)
+    ids = make_collection(http, "onprimary", rows=50)
+    handle, seen = start(http, "onprimary", top_k=10)
+    with psycopg.connect(pair.primary_url, autocommit=True) as conn:
+        on_primary = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgpager:prim' "
+            "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert on_primary == (1,), "the cursor host is on the primary"
+    assert standby_cursor_backends(pair, "prim") == 0
+    check_complete(drain(http, handle, seen), set(ids))
