@@ -205,7 +205,7 @@ class Replicas:
                 )
                 return False
             await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            pause = min(pause * 2, 0.01)
 
     async def read(
         self, work: Callable[[Database], Awaitable[T]], *, after: int | None = None
