@@ -13,13 +13,16 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
 from pgpager.errors import DatabaseUnavailable
 from pgpager.store.database import connect, connection_lost, domain_error, translated
+
+if TYPE_CHECKING:
+    from pgpager.replicas import Replica, Replicas
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +43,14 @@ class CursorLost(Exception):
 class CursorHost:
     """One connection holding cursors. ``generation`` changes whenever its cursors are lost."""
 
-    def __init__(self, url: str, index: int, ef_search: int) -> None:
+    def __init__(
+        self, url: str, index: int, ef_search: int, replica: Replica | None = None
+    ) -> None:
         self.url = url
         self.index = index
         self.ef_search = ef_search
+        self.replica = replica
+        """The hot standby this host's connection is on; None: the primary."""
         self.generation = 0
         self.cursors: set[str] = set()
         self.backend_pid: int | None = None
@@ -190,13 +197,58 @@ class CursorHost:
 
 
 class CursorHosts:
-    """The set of hosts of one server process; a new cursor goes to the least loaded host."""
+    """The set of hosts of one server process: ``count`` on each replica in rotation and, as
+    the fallback, ``count`` on the primary (connected when first used). A new cursor goes to the
+    least loaded host of a replica in rotation, else of the primary."""
 
-    def __init__(self, url: str, count: int, ef_search: int) -> None:
-        self.hosts = [CursorHost(url, i, ef_search) for i in range(max(1, count))]
+    def __init__(
+        self, url: str, count: int, ef_search: int, replicas: Replicas | None = None
+    ) -> None:
+        self.replicas = replicas
+        count = max(1, count)
+        self.hosts = [CursorHost(url, i, ef_search) for i in range(count)]
+        for r in replicas.replicas if replicas is not None else []:
+            self.hosts += [CursorHost(r.url, len(self.hosts), ef_search, r) for _ in range(count)]
 
-    def pick(self) -> CursorHost:
-        return min(self.hosts, key=lambda h: (len(h.cursors), h.index))
+    def pick(self, *, on_primary: bool = False, skip: Sequence[Replica] = ()) -> CursorHost:
+        """The least loaded host of a replica in rotation (not in ``skip``), else of the
+        primary."""
+        if not on_primary:
+            usable = [
+                h
+                for h in self.hosts
+                if h.replica is not None and h.replica.in_rotation and h.replica not in skip
+            ]
+            if usable:
+                return min(usable, key=lambda h: (len(h.cursors), h.index))
+        return min(
+            (h for h in self.hosts if h.replica is None), key=lambda h: (len(h.cursors), h.index)
+        )
+
+    async def declare(
+        self, query: sql.Composable, params: dict[str, Any], *, on_primary: bool = False
+    ) -> tuple[CursorHost, str]:
+        """DECLARE on the host ``pick`` gives. On a replica the cursor must see everything the
+        primary holds now (the handle's delivery records, the rows upserted before the query
+        started): the replica first replays past the primary's position, or another host is
+        taken. A replica that cannot be reached leaves the rotation; the primary is the last
+        resort, so no request fails while some server can serve it."""
+        position: int | None = None
+        skip: list[Replica] = []
+        while True:
+            host = self.pick(on_primary=on_primary, skip=skip)
+            replica = host.replica
+            if replica is None or self.replicas is None:
+                return host, await host.declare(query, params)
+            skip.append(replica)
+            if position is None:
+                position = await self.replicas.position()
+            if not await self.replicas.caught_up(replica, position):
+                continue
+            try:
+                return host, await host.declare(query, params)
+            except DatabaseUnavailable as exc:
+                self.replicas.take_out(replica, f"unreachable: {exc}")
 
     async def recycle(self) -> None:
         await asyncio.gather(*(h.recycle() for h in self.hosts))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pgpager import migrations
 from pgpager.cursors import CursorHosts
 from pgpager.embedded import EmbeddedPostgres
+from pgpager.replicas import Replicas
 from pgpager.services.admin import Admin
 from pgpager.services.auth import Auth
 from pgpager.services.collections import Collections
@@ -76,6 +77,7 @@ class Runtime:
     settings: Settings
     database_url: str
     db: Database
+    replicas: Replicas
     hosts: CursorHosts
     embedder: Embedder
     auth: Auth
@@ -110,18 +112,27 @@ class Runtime:
                 database_url, settings, name=application_name, application_name=application_name
             )
             stack.push_async_callback(db.close)
+            # Read replicas serve a server's reads; a CLI command reads the primary.
+            if serve:
+                replicas = await Replicas.open(db, settings, application_name)
+            else:
+                replicas = Replicas(db, [], settings)
+            stack.push_async_callback(replicas.close)
             # Tagged so that `pgpager handles show` can tell a cursor host's backend apart.
             tagged_url = with_application_name(database_url, application_name)
-            hosts = CursorHosts(tagged_url, settings.cursor_hosts, settings.hnsw_ef_search)
+            hosts = CursorHosts(
+                tagged_url, settings.cursor_hosts, settings.hnsw_ef_search, replicas
+            )
             stack.push_async_callback(hosts.shutdown)
             resumable = ResumableQueries(db, settings, hosts, tagged_url, embedder)
             runs = StoredQueries(settings, database_url, db, await _secret(db), embedder)
-            offset_pages = OffsetPages(db, settings, embedder)
+            offset_pages = OffsetPages(db, settings, embedder, replicas)
             sweeper = Sweeper(db, settings, resumable)
             rt = cls(
                 settings=settings,
                 database_url=database_url,
                 db=db,
+                replicas=replicas,
                 hosts=hosts,
                 embedder=embedder,
                 auth=Auth(settings.keys()),
@@ -155,6 +166,8 @@ class Runtime:
             log.warning("%s", line)
         self.tasks.every("instance-lock", settings.liveness_check_s, lock.check)
         self.tasks.every("sweeper", settings.sweep_interval_s, self.sweeper.tick)
+        if self.replicas.replicas:
+            self.tasks.every("replica-monitor", settings.replica_check_s, self.replicas.check)
         self.tasks.forever(
             "handle-listener",
             self.resumable.follow_notifications,

@@ -99,6 +99,26 @@ class Settings:
         0.5,
     )
 
+    # --- read replicas (DESIGN 10) ------------------------------------------------------------
+    read_database_urls: str = _doc(
+        "Comma-separated URLs of PostgreSQL hot standbys of the primary (streaming replication, "
+        "hot_standby_feedback = on): resumable-query cursors and offset search and listing are "
+        "read there; every write goes to the primary. Empty: none.",
+        "",
+    )
+    replica_max_lag_s: float = _doc(
+        "Seconds a replica may lag behind the primary before it leaves the rotation; also the "
+        "longest a read waits for a replica to replay the primary's latest writes.",
+        2.0,
+    )
+    replica_check_s: float = _doc(
+        "Seconds between checks of each replica (reachable, still a standby, its lag).", 1.0
+    )
+    handles_on_primary: bool = _doc(
+        "Declare resumable-query cursors on the primary even when replicas are configured.",
+        False,
+    )
+
     # --- HTTP -----------------------------------------------------------------------------
     host: str = _doc("Address to bind. A non-loopback address requires API keys.", "127.0.0.1")
     port: int = _doc("Port to bind.", 8000)
@@ -295,6 +315,9 @@ class Settings:
 
     def keys(self) -> tuple[ApiKey, ...]:
         return parse_api_keys(self.api_keys)
+
+    def read_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in self.read_database_urls.split(",") if u.strip())
 
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

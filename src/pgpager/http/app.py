@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, Response, Router
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -40,7 +40,13 @@ SERVICES = (
     "stored",
     "admin",
     "embedder",
+    "replicas",
 )
+
+INSTANCE_HEADER = "X-Pgpager-Instance"
+"""On every response: the server instance that answered. A resumable query's cursor lives on
+the instance that last served the handle, so a load balancer can keep a handle there (see
+docs/scaling.md)."""
 
 
 def _provider(name: str) -> Provide:
@@ -75,6 +81,13 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         lifespan=[lifespan],
         dependencies={name: _provider(name) for name in SERVICES},
         guards=[auth_guard],
+        response_headers=[
+            ResponseHeader(
+                name=INSTANCE_HEADER,
+                value=settings.instance_id,
+                description="The pgpager instance that answered (PGPAGER_INSTANCE_ID).",
+            )
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictRequest,
         request_max_body_size=settings.max_request_bytes,

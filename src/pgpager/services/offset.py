@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgpager.errors import InvalidRequest, TooDeep
+from pgpager.replicas import Replicas
 from pgpager.services import validation
 from pgpager.services.embedding import Embedder
 from pgpager.settings import Settings
@@ -66,12 +67,17 @@ def check_window(
 
 
 class OffsetPages:
-    """Vector search and listing by limit + offset, and keyset listing."""
+    """Vector search and listing by limit + offset, and keyset listing. Pages are read on a
+    replica in rotation when there is one (a replica lags by at most
+    ``replica_max_lag_s``: a write made just before may not show yet)."""
 
-    def __init__(self, db: Database, settings: Settings, embedder: Embedder) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, embedder: Embedder, replicas: Replicas
+    ) -> None:
         self.db = db
         self.settings = settings
         self.embedder = embedder
+        self.replicas = replicas
 
     async def search(
         self,
@@ -96,49 +102,53 @@ class OffsetPages:
             text_query = await self.embedder.query_vector(
                 await collections.find(self.db, collection), vector=vector, data=data
             )
-        async with pages.snapshot(self.db) as conn:
-            c = await collections.get(conn, collection)
-            q = text_query
-            if q is None:
-                q = validation.vector(vector, c.dimension, "vector", c.metric)
-            cutoff = self.settings.flat_search_cutoff
-            if await pages.count_matching(conn, c, ns, where, bound=cutoff + 1) <= cutoff:
-                return await pages.nearest_page(
-                    conn, c, q, ns, where, include, limit=limit, offset=offset, exact=True
+
+        async def read(db: Database) -> list[Hit]:
+            async with pages.snapshot(db) as conn:
+                c = await collections.get(conn, collection)
+                q = text_query
+                if q is None:
+                    q = validation.vector(vector, c.dimension, "vector", c.metric)
+                cutoff = self.settings.flat_search_cutoff
+                if await pages.count_matching(conn, c, ns, where, bound=cutoff + 1) <= cutoff:
+                    return await pages.nearest_page(
+                        conn, c, q, ns, where, include, limit=limit, offset=offset, exact=True
+                    )
+                await pages.use_hnsw(
+                    conn,
+                    ef_search=self.settings.hnsw_ef_search,
+                    max_scan_tuples=max(MIN_SCAN_TUPLES, 4 * self.settings.query_maximum_results),
+                    scan_mem_multiplier=SCAN_MEM_MULTIPLIER,
                 )
-            await pages.use_hnsw(
-                conn,
-                ef_search=self.settings.hnsw_ef_search,
-                max_scan_tuples=max(MIN_SCAN_TUPLES, 4 * self.settings.query_maximum_results),
-                scan_mem_multiplier=SCAN_MEM_MULTIPLIER,
-            )
-            page = await pages.nearest_page(
-                conn, c, q, ns, where, include, limit=limit, offset=offset, exact=False
-            )
-            if len(page) == limit:
-                return page
-            # The stream ended before offset + limit: fetch its ids, then take the rest of the
-            # page from the exact order of the rows it did not deliver.
-            streamed = [
-                h.id
-                for h in await pages.nearest_page(
-                    conn, c, q, ns, where, NOTHING, limit=offset + limit, offset=0, exact=False
+                page = await pages.nearest_page(
+                    conn, c, q, ns, where, include, limit=limit, offset=offset, exact=False
                 )
-            ]
-            await pages.use_sort(conn)
-            tail = await pages.nearest_page(
-                conn,
-                c,
-                q,
-                ns,
-                where,
-                include,
-                limit=limit - len(page),
-                offset=max(0, offset - len(streamed)),
-                exact=True,
-                exclude=streamed,
-            )
-            return page + tail
+                if len(page) == limit:
+                    return page
+                # The stream ended before offset + limit: fetch its ids, then take the rest of the
+                # page from the exact order of the rows it did not deliver.
+                streamed = [
+                    h.id
+                    for h in await pages.nearest_page(
+                        conn, c, q, ns, where, NOTHING, limit=offset + limit, offset=0, exact=False
+                    )
+                ]
+                await pages.use_sort(conn)
+                tail = await pages.nearest_page(
+                    conn,
+                    c,
+                    q,
+                    ns,
+                    where,
+                    include,
+                    limit=limit - len(page),
+                    offset=max(0, offset - len(streamed)),
+                    exact=True,
+                    exclude=streamed,
+                )
+                return page + tail
+
+        return await self.replicas.read(read)
 
     async def list_objects(
         self,
@@ -162,12 +172,16 @@ class OffsetPages:
             validation.vector_id(after, "after", self.settings.max_id_length)
         ns = validation.namespace(namespace)
         where = compile_filter(filter)
-        async with pages.snapshot(self.db) as conn:
-            c = await collections.get(conn, collection)
-            # One row more than asked tells whether a next page exists.
-            rows = await pages.list_page(
-                conn, c, ns, where, include, after=after, limit=limit + 1, offset=offset
-            )
+
+        async def read(db: Database) -> list[VectorOut]:
+            async with pages.snapshot(db) as conn:
+                c = await collections.get(conn, collection)
+                # One row more than asked tells whether a next page exists.
+                return await pages.list_page(
+                    conn, c, ns, where, include, after=after, limit=limit + 1, offset=offset
+                )
+
+        rows = await self.replicas.read(read)
         more = len(rows) > limit
         rows = rows[:limit]
         return ObjectPage(objects=rows, next=rows[-1].id if more else None)

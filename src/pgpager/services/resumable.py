@@ -385,8 +385,9 @@ class ResumableQueries:
         # already delivered (cheap: a primary-key probe per row).
         skip = SKIP_DELIVERED if rehydrate or phase == "exact" else SKIP_NOTHING
         query = nearest(c, include=include, where=where, exact=phase == "exact", skip=skip)
-        host = self.hosts.pick()
-        name = await host.declare(query, params)
+        host, name = await self.hosts.declare(
+            query, params, on_primary=self.settings.handles_on_primary
+        )
         live = LiveCursor(
             host=host,
             name=name,
@@ -402,7 +403,9 @@ class ResumableQueries:
             session.id,
             phase=phase,
             owner_instance=self.settings.instance_id,
-            owner_pid=host.backend_pid,
+            # A standby's backend pid means nothing on the primary (the sweeper would take the
+            # handle for an orphan): only a cursor on the primary names its backend.
+            owner_pid=host.backend_pid if host.replica is None else None,
             cursor_name=name,
         )
         metrics.handles_active.set(len(self.live))

@@ -60,6 +60,8 @@ class HandleStatus(msgspec.Struct):
     idle_seconds: float
     max_idle: int
     expires_at: dt.datetime | None
+    owner_instance: str | None = None
+    """The instance holding the handle's cursor (its X-Pgpager-Instance); None when none does."""
 
     @classmethod
     def of(cls, s: Session) -> HandleStatus:
@@ -79,6 +81,7 @@ class HandleStatus(msgspec.Struct):
             idle_seconds=v.idle_s,
             max_idle=v.max_idle_s,
             expires_at=v.expires_at,
+            owner_instance=v.owner_instance if v.state == "active" else None,
         )
 
 
