@@ -125,6 +125,12 @@ class ReplicatedPostgres:
         """A fast shutdown: its sessions (and their cursors) end at once."""
         self._pg_ctl(self.standby_dir, "stop", "-m", "fast")
 
+    def stop_primary(self) -> None:
+        self._pg_ctl(self.primary_dir, "stop", "-m", "fast")
+
+    def start_primary(self) -> None:
+        self._pg_ctl(self.primary_dir, "start")
+
     def standby_execute(self, statement: str) -> None:
         with psycopg.connect(self.standby_url, autocommit=True) as conn:
             conn.execute(statement)  # type: ignore[arg-type]  # test-only literal statements

@@ -125,7 +125,7 @@ class Runtime:
             )
             stack.push_async_callback(hosts.shutdown)
             resumable = ResumableQueries(db, settings, hosts, tagged_url, embedder)
-            runs = StoredQueries(settings, database_url, db, await _secret(db), embedder)
+            runs = StoredQueries(settings, database_url, db, await _secret(db), embedder, replicas)
             offset_pages = OffsetPages(db, settings, embedder, replicas)
             sweeper = Sweeper(db, settings, resumable)
             rt = cls(

@@ -102,8 +102,9 @@ class Settings:
     # --- read replicas (DESIGN 10) ------------------------------------------------------------
     read_database_urls: str = _doc(
         "Comma-separated URLs of PostgreSQL hot standbys of the primary (streaming replication, "
-        "hot_standby_feedback = on): resumable-query cursors and offset search and listing are "
-        "read there; every write goes to the primary. Empty: none.",
+        "hot_standby_feedback = on): resumable-query cursors, offset search and listing, and "
+        "the pages of completed stored queries are read there; every write goes to the "
+        "primary. Empty: none.",
         "",
     )
     replica_max_lag_s: float = _doc(

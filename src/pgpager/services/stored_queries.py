@@ -36,6 +36,7 @@ from pgpager.errors import (
     QueryTimeout,
     SqlUnavailable,
 )
+from pgpager.replicas import Replicas
 from pgpager.services import validation
 from pgpager.services.auth import Principal
 from pgpager.services.embedding import Embedder
@@ -166,8 +167,10 @@ class StoredQueries:
         db: Database,
         secret: stored.Secret,
         embedder: Embedder,
+        replicas: Replicas | None = None,
     ) -> None:
         self.settings = settings
+        self.replicas = replicas
         self.embedder = embedder
         self.database_url = database_url
         self.db = db
@@ -453,6 +456,12 @@ class StoredQueries:
             raise InvalidRequest(f"docs must be between 1 and {MAX_DOCS}", field="docs")
         if not 0 <= offset <= MAX_OFFSET:
             raise InvalidRequest(f"offset must be between 0 and {MAX_OFFSET}", field="offset")
+        if self.replicas is not None and self.replicas.replicas:
+            served = await self.replicas.read(
+                lambda db: self._completed_page(db, caller, query_id, cursor, docs, offset)
+            )
+            if served is not None:
+                return served
         q = await self.current(caller, query_id)
         if q.state in UNFINISHED:
             raise QueryNotReady(
@@ -477,13 +486,41 @@ class StoredQueries:
         rows = await stored.read_page(
             self.db, query_id, start, start + docs, max_bytes=self._page_bytes
         )
+        return self._page_out(q, start, rows)
+
+    async def _completed_page(
+        self,
+        db: Database,
+        caller: Principal,
+        query_id: str,
+        cursor: str | None,
+        docs: int,
+        offset: int,
+    ) -> PageOut | None:
+        """The page, read where ``db`` is (a replica), if the query shows there as COMPLETED,
+        unexpired and the caller's: its rows were written in the transaction that completed
+        it, so a replica that shows the state has the rows. None otherwise (a lagging replica,
+        or a query that is not COMPLETED): the primary answers, with the reason."""
+        q = await stored.get(db, query_id)
+        if (
+            q is None
+            or q.state != "COMPLETED"
+            or q.expired
+            or (caller.key_id is not None and q.api_key_id != caller.key_id)
+        ):
+            return None
+        start = (self.cursors.decode(query_id, cursor) if cursor else 0) + offset
+        rows = await stored.read_page(db, query_id, start, start + docs, max_bytes=self._page_bytes)
+        return self._page_out(q, start, rows)
+
+    def _page_out(self, q: stored.StoredQuery, start: int, rows: stored.Page) -> PageOut:
         total = q.results_total_doc_count or 0
         nxt = start + rows.count
         return PageOut(
             page=rows,
             total=total,
             next_cursor_offset=nxt,
-            next_cursor=self.cursors.encode(query_id, nxt) if nxt < total else None,
+            next_cursor=self.cursors.encode(q.query_id, nxt) if nxt < total else None,
         )
 
     async def status(self, caller: Principal, query_id: str) -> stored.StoredQuery:
