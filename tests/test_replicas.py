@@ -280,11 +280,13 @@ def test_handles_on_primary(
     ids = make_collection(http, "onprimary", rows=50)
     handle, seen = start(http, "onprimary", top_k=10)
     with psycopg.connect(pair.primary_url, autocommit=True) as conn:
+        # A cursor on the primary names its host's backend (one on a standby names none).
         on_primary = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgpager:prim' "
-            "AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+            "SELECT a.application_name FROM pgpager.query_sessions s "
+            "JOIN pg_stat_activity a ON a.pid = s.owner_pid WHERE s.id = %s",
+            [handle],
         ).fetchone()
-    assert on_primary == (1,), "the cursor host is on the primary"
+    assert on_primary == ("pgpager:prim",), "the cursor host is on the primary"
     assert standby_cursor_backends(pair, "prim") == 0
     check_complete(drain(http, handle, seen), set(ids))
 

@@ -27,12 +27,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Settings of every cursor on a host. Iterative scan keeps the HNSW scan going past ef_search;
-# the scan limits are raised so a handle can go deep before the exact phase takes over.
+# the scan limits are raised so a handle can go deep before the exact phase takes over. The only
+# join a cursor's plan can hold is an exact cursor's anti join against the rows its handle
+# delivered (search.sql, skip_delivered), whose statistics always lag behind: with nested loops
+# off it is a hash or merge anti join, never a loop over a set the planner takes for one row.
 HOST_SETTINGS = (
     "SET hnsw.iterative_scan = relaxed_order",
     "SET hnsw.max_scan_tuples = 1000000",
     "SET hnsw.scan_mem_multiplier = 8",
     "SET ivfflat.iterative_scan = relaxed_order",
+    "SET enable_nestloop = off",
 )
 
 

@@ -212,6 +212,13 @@ class Settings:
         "Idle time after which a handle expires, unless set per query.", 3600
     )
     max_idle_cap_s: int = _doc("Largest max_idle a query may ask for.", 86_400)
+    index_phase_share: float = _doc(
+        "A resumable query reads the HNSW index for its first rows, up to this share of the "
+        "collection's rows (at least 1,000), then continues in exact order: one scan of the "
+        "matching rows, then pages as cheap as before. Deep in the index walk the order drifts; "
+        "1 keeps the index phase until its scan ends.",
+        0.05,
+    )
     max_handle_lifetime_s: int = _doc(
         "Age at which any handle expires, so no cursor holds back VACUUM forever.", 86_400
     )

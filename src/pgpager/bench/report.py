@@ -92,6 +92,33 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     r = recall.get(at)
     out.append(_target(f"recall@{at}", ">= 0.95", r, "", None if r is None else r >= 0.95))
 
+    deep_recall = recall.get("10000")
+    if deep_recall is not None:
+        met = deep_recall >= 0.95
+        out.append(_target("recall@10000 of resumable pages", ">= 0.95", deep_recall, "", met))
+    for style, by_k in results["quality"].get("recall_by_style", {}).items():
+        r10 = by_k.get("10")
+        out.append(
+            _target(
+                f"recall@10, first page, {style}",
+                ">= 0.97",
+                r10,
+                "",
+                None if r10 is None else r10 >= 0.97,
+            )
+        )
+    switch = (results.get("exact_switch") or {}).get("crossing_next") or {}
+    p50 = switch.get("p50_ms")
+    out.append(
+        _target(
+            f"exact-phase switch on {results['parameters']['rows']:,} rows (the next crossing it)",
+            "<= 150 ms",
+            p50,
+            "ms",
+            None if p50 is None else p50 <= 150,
+        )
+    )
+
     dup = results["quality"]["duplicates"]
     out.append(_target("duplicates", "0", dup, "", dup == 0))
 
@@ -305,6 +332,16 @@ def render(results: dict[str, Any], console: Console) -> None:
     t.add_column("value", justify="right")
     for d, r in q["recall"].items():
         t.add_row(f"recall@{int(d):,} (mean / min)", f"{r:.4f} / {q['recall_min'][d]:.4f}")
+    for style, by_k in q.get("recall_by_style", {}).items():
+        recalls = " / ".join(f"{v:.4f}" for v in by_k.values())
+        t.add_row(f"{style}: recall@{' / @'.join(by_k)} (first rows)", recalls)
+    switch = results.get("exact_switch") or {}
+    if switch.get("crossing_next"):
+        t.add_row(
+            f"exact-phase switch: the next crossing it, p50 / max ms (at {switch['positions']})",
+            f"{_ms(switch['crossing_next'])} / {_num(switch['crossing_max_ms'])}",
+        )
+        t.add_row("  next (10) just before the switch, p50 ms", _ms(switch["next_before_it"]))
     c = q["completeness"]
     t.add_row("duplicates", str(q["duplicates"]))
     t.add_row(

@@ -288,6 +288,8 @@ class Bench:
                 await self._completeness(api, ingest_name, ds)
                 await self._warm_up(api, name, ds)
                 await self._depth_latency(api, c, ds, served)
+                await self._recall_by_style(api, c, ds)
+                await self._exact_switch(api, name, ds)
                 await self._throughput(server, name, ds)
                 await self._lean_next(server, api, name, ds)
                 await self._text(api)
@@ -521,6 +523,85 @@ class Bench:
                 return {"available": False, "reason": str(exc), "depths": {}}, []
         depths = {str(d): summary(s) for d, s in samples.items()}
         return {"available": True, "depths": depths}, created
+
+    # --- quality by style, and the switch to the exact phase -------------------------------
+    async def _recall_by_style(self, api: Api, c: Collection, ds: Dataset) -> None:
+        """Recall of the first 10 / 100 / 1,000 rows of each style against exact order: a
+        resumable query's first page of 1,000, an offset search from offset 0 (the same sequence
+        as ten pages of 100) and a stored vector search."""
+        ks = (10, 100, 1000)
+        deep = max(ks)
+        styles = ("resumable", "offset", "stored")
+        recall: dict[str, dict[int, list[float]]] = {s: {k: [] for k in ks} for s in styles}
+        with self.steps.section("recall", "recall by query style", len(ds.queries)) as step:
+            for q in ds.queries:
+                exact = db_probes.exact_top(self.url, c, q, deep)
+                got: dict[str, list[str]] = {}
+                body, _ = await api.start(c.name, vec(q), deep)
+                got["resumable"] = [r["id"] for r in body["results"]]
+                if body["state"] == "active":
+                    await api.stop(body["handle"])
+                with contextlib.suppress(Unavailable, BenchFailed):
+                    page, _ = await api.search(c.name, vec(q), 0, deep)
+                    got["offset"] = [r["id"] for r in page["results"]]
+                with contextlib.suppress(Unavailable, BenchFailed):
+                    stored, _ = await api.store_query(c.name, vec(q), deep)
+                    page, _ = await api.stored_page(stored["query_id"], 0, deep)
+                    got["stored"] = [r["id"] for r in page["results"]]
+                    await api.drop_stored(stored["query_id"])
+                for style, ids in got.items():
+                    for k in ks:
+                        truth = exact[:k]
+                        recall[style][k].append(len(set(ids[:k]) & set(truth)) / max(1, len(truth)))
+                step(1)
+        self.results.setdefault("quality", {})["recall_by_style"] = {
+            style: {str(k): round(float(np.mean(v)), 4) for k, v in by_k.items() if v}
+            for style, by_k in recall.items()
+        }
+
+    async def _exact_switch(self, api: Api, name: str, ds: Dataset) -> None:
+        """The one ``next`` that crosses from the index phase to the exact phase (which scans
+        every matching row once). Per query, a handle walked in pages of 1,000 finds where the
+        switch happens; a second handle on the same query walks to just before it and crosses
+        it with pages of 10, its phase read after each."""
+        cfg = self.config
+        queries = ds.queries[: 3 if cfg.quick else 5]
+        crossing: list[int] = []
+        others: list[int] = []
+        positions: list[int] = []
+        with self.steps.section("switch", "exact-phase switch", len(queries)) as step:
+            for q in queries:
+                body, _ = await api.start(name, vec(q), 1000)
+                handle = body["handle"]
+                before = 0
+                while body["state"] == "active" and (await api.status(handle))["phase"] == "index":
+                    before = body["position"]
+                    body, _ = await api.next(handle, 1000)
+                if body["state"] == "active":
+                    await api.stop(handle)
+                body, _ = await api.start(name, vec(q), cfg.page)
+                handle, position = body["handle"], body["position"]
+                while position < before - 1000:
+                    body, _ = await api.next(handle, min(1000, before - 1000 - position))
+                    position = body["position"]
+                while body["state"] == "active":
+                    body, ns = await api.next(handle, cfg.page)
+                    if (await api.status(handle))["phase"] == "exact":
+                        crossing.append(ns)
+                        positions.append(position)
+                        break
+                    others.append(ns)
+                    position = body["position"]
+                if body["state"] == "active":
+                    await api.stop(handle)
+                step(1)
+        self.results["exact_switch"] = {
+            "rows": ds.rows,
+            "positions": positions,
+            "crossing_next": summary(crossing),
+            "crossing_max_ms": round(max(crossing) / 1e6, 3) if crossing else None,
+            "next_before_it": summary(others),
+        }
 
     # --- throughput ----------------------------------------------------------------------
     async def _throughput(self, server: BenchServer, name: str, ds: Dataset) -> None:

@@ -44,7 +44,9 @@ def floats(embedding: Any) -> list[float]:
 
 SKIP_NOTHING = "skip_nothing"
 SKIP_DELIVERED = "skip_delivered"
-"""Leave out what the handle ``%(session_id)s`` delivered."""
+"""Leave out what the handle ``%(session_id)s`` delivered (an anti join: for exact order)."""
+SKIP_DELIVERED_EACH = "skip_delivered_each"
+"""Leave out what the handle ``%(session_id)s`` delivered, probing row by row (for a stream)."""
 SKIP_IDS = "skip_ids"
 """Leave out the ids in ``%(skip_ids)s``."""
 
@@ -63,26 +65,24 @@ def nearest(
     ``%(namespace)s``, the filter's own, ``%(session_id)s`` or ``%(skip_ids)s`` for ``skip``,
     and ``%(limit)s``/``%(offset)s`` with ``limit_offset``.
 
-    ``exact`` orders by an expression the HNSW index cannot serve, so the planner sorts every
-    matching row: exact, complete, deterministic.
+    ``exact`` sorts every matching row by (distance, id) in a way the HNSW index cannot serve:
+    exact, complete, deterministic.
     """
     distance = query("search", "distance", operator=c.operator)
-    return cast(
-        sql.Composed,
-        query(
-            "search",
-            "nearest",
-            table=c.table,
-            distance=distance,
-            embedding=sql.SQL("t.embedding" if include.vectors else "NULL::vector AS embedding"),
-            metadata=sql.SQL("t.metadata" if include.metadata else "NULL::jsonb AS metadata"),
-            data=sql.SQL("t.data" if include.data else "NULL::text AS data"),
-            condition=where.sql if where is not None else sql.SQL("TRUE"),
-            skip=query("search", skip),
-            order=query("search", "order_exact" if exact else "order_index", distance=distance),
-            limit=query("search", "limit_offset" if limit_offset else "no_limit"),
-        ),
-    )
+    pieces: dict[str, sql.Composable] = {
+        "table": c.table,
+        "distance": distance,
+        "embedding": sql.SQL("t.embedding" if include.vectors else "NULL::vector AS embedding"),
+        "metadata": sql.SQL("t.metadata" if include.metadata else "NULL::jsonb AS metadata"),
+        "data": sql.SQL("t.data" if include.data else "NULL::text AS data"),
+        "condition": where.sql if where is not None else sql.SQL("TRUE"),
+        "skip": query("search", skip),
+        "limit": query("search", "limit_offset" if limit_offset else "no_limit"),
+    }
+    if exact:
+        return cast(sql.Composed, query("search", "nearest_exact", **pieces))
+    order = query("search", "order_index", distance=distance)
+    return cast(sql.Composed, query("search", "nearest", order=order, **pieces))
 
 
 def params(c: Collection, q: Any, namespace: str, where: CompiledFilter | None) -> dict[str, Any]:

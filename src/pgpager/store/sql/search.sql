@@ -14,6 +14,24 @@ FROM (
     {limit}
 ) AS h
 
+-- name: nearest_exact
+-- The same rows in exact order: every matching row is scored once and sorted by (distance, id),
+-- complete and deterministic. OFFSET 0 keeps the innermost subquery apart, so the ORDER BY above
+-- it can never be served by the HNSW index, and the distance is computed once per row (not again
+-- for a sort key); the score is computed after the sort, for the rows read only.
+SELECT h.id, h.distance, pgpager.score(%(metric)s, h.distance) AS score,
+       h.embedding, h.metadata, h.data
+FROM (
+    SELECT r.* FROM (
+        SELECT t.id, {distance} AS distance, {embedding}, {metadata}, {data}
+        FROM {table} AS t
+        WHERE t.namespace = %(namespace)s AND ({condition}) AND {skip}
+        OFFSET 0
+    ) AS r
+    ORDER BY r.distance, r.id
+    {limit}
+) AS h
+
 -- name: distance
 (t.embedding {operator} %(q)s)
 
@@ -21,18 +39,26 @@ FROM (
 -- What the HNSW index serves: a stream in (roughly) increasing distance.
 {distance}
 
--- name: order_exact
--- An expression no index can serve, so every matching row is scored and sorted: exact,
--- complete and deterministic (ties by id).
-{distance} + 0, t.id
-
 -- name: skip_nothing
 TRUE
 
 -- name: skip_delivered
--- The rows a resumable handle has delivered (its query_session_rows): a primary-key probe.
+-- The rows a resumable handle has delivered (its query_session_rows), for an exact cursor: an
+-- anti join, read once. The delivered set grows by thousands of rows a second inside one handle,
+-- so the statistics the planner sees lag far behind it: they can say "1 row" for a set of 60,000,
+-- and a nested loop over that "1 row" rescans the whole set for every candidate (143 s once, at
+-- 63,000 rows). Cursor hosts plan with enable_nestloop off (cursors.HOST_SETTINGS), which leaves
+-- a hash or merge anti join: linear at any statistics.
 NOT EXISTS (SELECT 1 FROM pgpager.query_session_rows s
             WHERE s.session_id = %(session_id)s AND s.row_id = t.id)
+
+-- name: skip_delivered_each
+-- The same rows, for an index stream (a handle rehydrated in its index phase): one primary-key
+-- probe per streamed row. OFFSET 0 keeps it a per-row subplan; as a join, the planner could
+-- keep the stream's order only with a nested loop, and with statistics behind the delivered set
+-- it picks one over a materialized scan of it (quadratic in the rows delivered).
+NOT EXISTS (SELECT 1 FROM pgpager.query_session_rows s
+            WHERE s.session_id = %(session_id)s AND s.row_id = t.id OFFSET 0)
 
 -- name: skip_ids
 -- Rows by id (those an index stream delivered). An anti-join: it stays a hash join when
