@@ -245,9 +245,10 @@ function queryBody() {
 }
 
 // Resumable: a handle, "Load more" and infinite scroll, Stop.
-const rs = { handle: null, state: null, loading: false, shown: 0 };
+const rs = { handle: null, state: null, loading: false, shown: 0, stopped: null };
 
-function rsShow(page) {
+function rsShow(page, stopped) {
+  if (!stopped && rs.stopped === page.handle) return;
   rs.handle = page.handle;
   rs.state = page.state;
   $("#rs-handle").textContent = page.handle;
@@ -299,10 +300,19 @@ $("#rs-more").addEventListener("click", () => rsCall(async () => {
   rsShow(await api("POST", `/v1/resumable-queries/${rs.handle}/next`, { additional_k: pageSize() }));
 }));
 
-$("#rs-stop").addEventListener("click", () => rsCall(async () => {
-  const status = await api("DELETE", `/v1/resumable-queries/${rs.handle}`);
-  rsShow({ handle: status.handle, state: status.state, position: status.position, results: [] });
-}));
+// Stop is never held back by a batch still loading; a batch that arrives after it is dropped.
+$("#rs-stop").addEventListener("click", async () => {
+  const handle = rs.handle;
+  rs.stopped = handle;
+  showError("#rs-error", null);
+  try {
+    const status = await api("DELETE", `/v1/resumable-queries/${handle}`);
+    rsShow({ handle: status.handle, state: status.state, position: status.position, results: [] }, true);
+  } catch (err) {
+    rs.stopped = null;
+    showError("#rs-error", err);
+  }
+});
 
 function rsMaybeMore() {
   if (!$("#rs-auto").checked || rs.loading || rs.state !== "active" || $("#tab-resumable").hidden) return;
@@ -334,6 +344,7 @@ async function offShow(page) {
     $("#off-results tbody").replaceChildren();
     $("#off-range").textContent = "";
     off.page = page;
+    off.last = page; // nothing past a refused page (the cap)
     showError("#off-error", err);
   }
   $("#off-page").value = off.page;
@@ -508,7 +519,8 @@ async function deleteQuery(event, id) {
 }
 
 // --- metrics: next latency and active handles from /metrics --------------------------------
-const samples = []; // {t, mean_ms, p95_ms, active}
+// {t, mean_ms, p95_ms, active}, kept in the tab so a reload does not lose the history.
+const samples = JSON.parse(sessionStorage.getItem("pgpager.samples") || "[]");
 let metricsTimer = null;
 let previous = null;
 
@@ -555,6 +567,7 @@ async function sampleMetrics() {
     previous = now;
     samples.push(sample);
     while (samples.length && samples[0].t < now.t - METRICS_KEEP_S * 1000) samples.shift();
+    sessionStorage.setItem("pgpager.samples", JSON.stringify(samples));
     drawMetrics();
     showError("#metrics-error", null);
   } catch (err) {
@@ -568,18 +581,23 @@ function startMetrics() {
 }
 
 function chart(svg, series) {
-  const W = 600, H = 150, now = Date.now(), t0 = now - METRICS_KEEP_S * 1000;
+  // The time axis spans the samples there are, from one minute up to METRICS_KEEP_S.
+  const W = 600, H = 150, now = Date.now();
+  const span = Math.min(METRICS_KEEP_S * 1000, Math.max(60000, now - (samples.length ? samples[0].t : now)));
+  const t0 = now - span;
   const values = series.flatMap((s) => samples.map((p) => p[s.field]).filter((v) => v !== null));
   const top = Math.max(1e-9, ...values) * 1.15;
-  const x = (t) => ((t - t0) / (now - t0)) * W;
-  const y = (v) => H - (v / top) * (H - 12);
+  const x = (t) => ((t - t0) / span) * (W - 8) + 4;
+  const y = (v) => H - 14 - (v / top) * (H - 28);
   const parts = [
     svgEl("text", { x: 4, y: 10 }, top.toPrecision(3)),
-    svgEl("text", { x: 4, y: H - 2 }, "-10 min"),
+    svgEl("text", { x: 4, y: H - 2 }, `-${Math.round(span / 60000)} min`),
+    svgEl("text", { x: W - 24, y: H - 2 }, "now"),
   ];
   for (const s of series) {
-    const points = samples.filter((p) => p[s.field] !== null).map((p) => `${x(p.t).toFixed(1)},${y(p[s.field]).toFixed(1)}`);
-    parts.push(svgEl("polyline", { class: s.cls, points: points.join(" "), "data-points": points.length }));
+    const points = samples.filter((p) => p[s.field] !== null).map((p) => [x(p.t).toFixed(1), y(p[s.field]).toFixed(1)]);
+    parts.push(svgEl("polyline", { class: s.cls, points: points.map((p) => p.join(",")).join(" "), "data-points": points.length }));
+    for (const [cx, cy] of points) parts.push(svgEl("circle", { class: s.cls, cx, cy, r: 1.5 }));
   }
   svg.replaceChildren(...parts);
 }
