@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ import pytest
 from pgpager.settings import parse_api_keys
 from tests.browser import Browser
 from tests.conftest import ServerProcess, create_database, db_name, drop_database
-from tests.helpers import eventually_sync
+from tests.helpers import MINILM, eventually_sync
 
 ADMIN_TOKEN = "console-admin-token"
 READ_TOKEN = "console-read-token"
@@ -85,7 +86,9 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-def console(admin_url: str, template_url: str) -> Iterator[Console]:
+def console(
+    admin_url: str, template_url: str, model_dir: Path, model_cache_dir: Path
+) -> Iterator[Console]:
     name = "pgpager_console_" + secrets.token_hex(4)
     url = create_database(admin_url, name, template=db_name(template_url))
     server = ServerProcess(
@@ -94,6 +97,8 @@ def console(admin_url: str, template_url: str) -> Iterator[Console]:
             "PGPAGER_API_KEYS": f"{ADMIN_TOKEN}:admin,{READ_TOKEN}:read,{SQL_TOKEN}:sql",
             "PGPAGER_QUERY_MAXIMUM_RESULTS": str(CAP),
             "PGPAGER_LOG_LEVEL": "warning",
+            "PGPAGER_EMBEDDING_MODEL_DIR": str(model_dir),
+            "PGPAGER_MODEL_CACHE_DIR": str(model_cache_dir),
         },
     )
     browser: Browser | None = None
@@ -285,7 +290,7 @@ def test_stored_query_paged_by_cursor_then_deleted(console: Console) -> None:
     console.sign_in(ADMIN_TOKEN)
     console.go("search/films")
     b.click("#search-tabs button[data-tab=stored]")
-    b.js("document.querySelector('input[name=sq-mode][value=sql]').checked = true")
+    b.click("input[name=sq-mode][value=sql]")
     b.fill("#sq-sql", "SELECT g AS n FROM generate_series(1, 25) g ORDER BY g")
     b.fill("#search-size", "10")
     b.click("#sq-run")
@@ -303,7 +308,8 @@ def test_stored_query_paged_by_cursor_then_deleted(console: Console) -> None:
     b.screenshot("console-stored-query")
 
     # A stored vector search on the collection, too.
-    b.js("document.querySelector('input[name=sq-mode][value=vector]').checked = true")
+    b.click("input[name=sq-mode][value=vector]")
+    assert b.js("document.querySelector('#sq-sql').offsetParent === null"), "SQL text hidden"
     b.fill("#search-query", "[1, 0, 0]")
     b.fill("#search-filter", "genre = 'noir'")
     b.fill("#sq-limit", "12")
@@ -374,3 +380,36 @@ def test_docs_render_offline(console: Console) -> None:
     assert outside == [], "the docs asked for files outside pgpager"
     assert any(u.endswith("/static/swagger-ui/swagger-ui-bundle.js") for u in b.requests)
     b.screenshot("docs-swagger", full_page=False)
+
+
+def test_text_query_in_a_collection_with_a_model(console: Console) -> None:
+    r = console.api("POST", "/v1/collections", json={"name": "notes", "embedding_model": MINILM})
+    assert r.status_code == 201, r.text
+    texts = {
+        "pasta": "Boil salted water and simmer the noodles.",
+        "stocks": "Shares fell after the rate rise.",
+        "cat": "A cat sleeps on the warm windowsill.",
+    }
+    r = console.api(
+        "POST",
+        "/v1/collections/notes/vectors",
+        json={"vectors": [{"id": k, "data": v} for k, v in texts.items()]},
+    )
+    assert r.status_code == 200, r.text
+    b = console.browser
+    console.sign_in(READ_TOKEN, "#search/notes")
+    b.wait(
+        "document.querySelector('#search-query-what').textContent.startsWith('text')",
+        "the notes collection takes text",
+    )
+    b.click("#search-tabs button[data-tab=resumable]")
+    b.js("document.querySelector('#rs-auto').checked = false")
+    b.fill("#search-query", "a kitten napping in the sun")
+    b.fill("#search-filter", "")
+    b.fill("#search-size", "1")
+    b.click("#rs-start")
+    b.wait("document.querySelector('#rs-state').textContent === 'active'", "a text query ran")
+    assert b.texts("#rs-results tbody tr td:nth-child(2)") == ["cat"]
+    b.screenshot("console-text-query")
+    b.click("#rs-stop")
+    b.wait("document.querySelector('#rs-state').textContent === 'stopped'", "stopped")

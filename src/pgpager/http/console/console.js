@@ -122,6 +122,8 @@ async function signIn() {
   // What the key may not do is not offered.
   $$("[data-scope]").forEach((node) => (node.hidden = !mayAny(node.dataset.scope)));
   if (!may("read")) $("input[name=sq-mode][value=sql]").checked = true;
+  if (!may("sql")) $("input[name=sq-mode][value=vector]").checked = true;
+  sqMode();
   startMetrics();
   if (may("read")) await loadCollections();
   route();
@@ -379,6 +381,15 @@ function sqRows(rows) {
     ...cols.map((c) => el("td", { class: typeof row[c] === "object" ? "meta" : "" },
       typeof row[c] === "object" ? short(row[c]) : row[c])))));
 }
+
+/** Show the inputs of the chosen kind of stored query (SQL text, or how many results to keep). */
+function sqMode() {
+  const mode = $("input[name=sq-mode]:checked").value;
+  $(".sq-vector").style.display = mode === "vector" ? "" : "none";
+  $(".sq-sql").style.display = mode === "sql" ? "" : "none";
+}
+
+$$("input[name=sq-mode]").forEach((r) => r.addEventListener("change", sqMode));
 
 function sqStatus() {
   $("#sq-id").textContent = sq.id || "-";
