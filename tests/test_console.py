@@ -113,9 +113,10 @@ async def test_console_files_are_served_without_a_key(make_client: Any) -> None:
             r = await client.get(f"/console/{name}")
             assert r.status_code == 200, (name, r.status_code)
             assert r.content == (CONSOLE_DIR / name).read_bytes()
-        r = await client.get("/console/")
-        assert r.status_code == 200
-        assert r.content == (CONSOLE_DIR / "index.html").read_bytes()
+        for path in ("/console/", "/console"):
+            r = await client.get(path)
+            assert r.status_code == 200, path
+            assert r.content == (CONSOLE_DIR / "index.html").read_bytes()
 
 
 def _references(html: str) -> list[str]:
