@@ -1,4 +1,5 @@
-"""The wheel carries what an installed pgpager needs: migrations and the named SQL files."""
+"""The wheel carries what an installed pgpager needs: migrations, the named SQL files, the web
+console and the Swagger UI files its docs pages load."""
 
 from __future__ import annotations
 
@@ -32,6 +33,22 @@ def test_wheel_contains_migrations_and_sql(wheel: Path) -> None:
     for sql_file in (ROOT / "src" / "pgpager" / "store" / "sql").glob("*.sql"):
         assert f"pgpager/store/sql/{sql_file.name}" in names
     assert "pgpager/py.typed" in names
+
+
+def test_wheel_contains_the_console_and_the_docs_assets(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    http = ROOT / "src" / "pgpager" / "http"
+    assets = [*(http / "console").iterdir(), *(http / "vendor" / "swagger-ui").iterdir()]
+    assert {p.name for p in assets} >= {
+        "index.html",
+        "console.js",
+        "console.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "LICENSE",
+    }
+    missing = [p for p in assets if f"pgpager/{p.relative_to(http.parent)}" not in names]
+    assert missing == []
 
 
 def test_installed_layout_finds_packaged_migrations(wheel: Path, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import ResponseHeader, State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.routes import HTTPRoute
 
 from pgpager import __version__
@@ -19,6 +18,7 @@ from pgpager.http.auth import auth_guard
 from pgpager.http.errors import EXCEPTION_HANDLERS
 from pgpager.http.openapi import document_errors
 from pgpager.http.request import StrictRequest
+from pgpager.http.routes.admin import AdminHandlesController, whoami
 from pgpager.http.routes.collections import CollectionsController, list_models
 from pgpager.http.routes.queries import ROUTES as QUERY_ROUTES
 from pgpager.http.routes.resumable import ResumableController, ResumableStartController
@@ -27,6 +27,7 @@ from pgpager.http.routes.search import SearchController
 from pgpager.http.routes.system import health, metrics
 from pgpager.http.routes.upstash import upstash_router
 from pgpager.http.routes.vectors import VectorsController
+from pgpager.http.static import docs_plugins, static_routers
 from pgpager.runtime import Runtime
 from pgpager.settings import Settings
 
@@ -77,6 +78,9 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             metrics,
             *QUERY_ROUTES,
             *ROCKSET_ROUTES,
+            whoami,
+            AdminHandlesController,
+            *static_routers(),
         ],
         lifespan=[lifespan],
         dependencies={name: _provider(name) for name in SERVICES},
@@ -107,7 +111,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
                 opt={"public_unless": "public_docs"},
                 include_in_schema=False,
             ),
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=docs_plugins(),
         ),
         debug=False,
     )

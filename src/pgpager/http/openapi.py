@@ -64,6 +64,9 @@ _OWN_STATUSES: dict[str, tuple[int, ...]] = {
     "GET /health": (503,),
     # 401: with API keys configured and PGPAGER_PUBLIC_METRICS=false.
     "GET /metrics": (401,),
+    "GET /v1/whoami": KEYED,
+    "GET /v1/admin/handles": (*KEYED, *QUERY),
+    "DELETE /v1/admin/handles/{handle}": (*KEYED, 404),
     "GET /v1/collections": KEYED,
     "GET /v1/models": KEYED,
     "POST /v1/collections": (*KEYED, *BODY, 409),
