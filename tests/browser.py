@@ -5,6 +5,7 @@ recorded, and so is every uncaught JavaScript error."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -19,15 +20,53 @@ import websocket
 from tests.helpers import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTALL = "apt-get install -y chromium (.ci/run installs it when it is missing)"
+PACKAGES = ("chromium", "fonts-liberation", "libgl1-mesa-dri")
+INSTALL = "apt-get install -y --no-install-recommends " + " ".join(PACKAGES)
+LOCK = Path(tempfile.gettempdir()) / "pgpager-chromium-install.lock"
 
 
-def chromium_path() -> str:
+def _find() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         found = shutil.which(name)
         if found:
             return found
-    raise RuntimeError(f"no Chromium on this machine: {INSTALL}")
+    return None
+
+
+def chromium_path() -> str:
+    """Debian's Chromium, installed with apt-get on first use when it is missing (the test
+    set-up does it, so the README's test command works on a fresh machine). One installer at a
+    time across pytest workers; a machine where that is impossible fails with what to run."""
+    found = _find()
+    if found:
+        return found
+    with LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _find()
+        if found:
+            return found
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        steps = [
+            [*sudo, "apt-get", "update", "-qq"],
+            [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+        ]
+        for step in steps:
+            try:
+                done = subprocess.run(step, capture_output=True, text=True, env=env, timeout=900)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise RuntimeError(
+                    f"no Chromium and could not install it ({exc}): {INSTALL}"
+                ) from exc
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"no Chromium and `{' '.join(step)}` failed: {done.stderr[-2000:]}\n"
+                    f"install it: {INSTALL}"
+                )
+    found = _find()
+    if not found:
+        raise RuntimeError(f"apt-get installed Chromium but it is not on PATH: {INSTALL}")
+    return found
 
 
 def artifacts_dir() -> Path:

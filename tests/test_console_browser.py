@@ -4,7 +4,8 @@ its end with "Load more", page through offset pages up to the cap's error, stop 
 the handles table, run a stored query and delete it, watch the metrics chart, and read the
 docs offline. Each view's screenshot is kept (tests/.artifacts, or $PGPAGER_TEST_ARTIFACTS).
 
-Without Chromium these tests fail (they do not skip): .ci/run installs it."""
+Without Chromium the set-up installs it (tests/browser.py); where it cannot, these tests fail
+(they do not skip)."""
 
 from __future__ import annotations
 
