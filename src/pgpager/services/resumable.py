@@ -486,7 +486,10 @@ class ResumableQueries:
                 continue
             if batch:
                 active, fresh = await sessions.record_delivery(
-                    self.db, handle, [h.id for h in batch]
+                    self.db,
+                    handle,
+                    [h.id for h in batch],
+                    sync_commit=self.settings.delivery_sync_commit,
                 )
                 if not active:
                     await self._closed_meanwhile(live)

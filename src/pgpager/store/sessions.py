@@ -120,11 +120,15 @@ async def list_sessions(
         return [Session(**r) for r in await cur.fetchall()]
 
 
-async def record_delivery(pool: Database, handle: str, ids: list[str]) -> tuple[bool, set[str]]:
+async def record_delivery(
+    pool: Database, handle: str, ids: list[str], *, sync_commit: bool = True
+) -> tuple[bool, set[str]]:
     """Record ids as delivered. Returns whether the handle is still active (and not overdue),
-    and which of the ids are new for it; only those may be sent."""
+    and which of the ids are new for it; only those may be sent. ``sync_commit`` False: the
+    record is committed without waiting for its WAL flush (PGPAGER_DELIVERY_SYNC_COMMIT)."""
+    params = {"id": handle, "ids": ids, "sync_commit": sync_commit}
     async with pool.connection() as conn:
-        cur = await conn.execute(query("sessions", "record_delivery"), {"id": handle, "ids": ids})
+        cur = await conn.execute(query("sessions", "record_delivery"), params)
         row = await cur.fetchone()
     assert row is not None
     return bool(row[0]), set(row[1])

@@ -51,7 +51,11 @@ LIMIT %(limit)s
 -- leave a dead version behind and make every later lookup slower. last_used_at is touched at
 -- most once a second, and at least every tenth of max_idle: idle times are never more than
 -- 10% (or 1 s) stale, so a handle used just within its max_idle never expires in use.
-WITH s AS (
+-- With %(sync_commit)s false (PGPAGER_DELIVERY_SYNC_COMMIT) this one statement's transaction
+-- does not wait for its WAL flush; every other write keeps the server's synchronous_commit.
+WITH durability AS (
+    SELECT set_config('synchronous_commit', 'off', true) WHERE NOT %(sync_commit)s
+), s AS (
     SELECT id FROM pgpager.query_sessions
     WHERE id = %(id)s AND state = 'active'
       AND pgpager.handle_overdue(created_at, last_used_at, max_idle_s, max_lifetime_s) IS NULL
@@ -69,7 +73,7 @@ WITH s AS (
     RETURNING q.id
 )
 SELECT EXISTS (SELECT 1 FROM s) AS active, array(SELECT row_id FROM ins) AS delivered,
-       (SELECT count(*) FROM touched) AS touched
+       (SELECT count(*) FROM touched) AS touched, (SELECT count(*) FROM durability) AS relaxed
 
 -- name: set_owner
 -- A new cursor for the handle (first declare, rehydration, or the switch to the exact phase).
