@@ -33,6 +33,16 @@ HOST_SETTINGS = (
 )
 
 
+def new_cursor_name() -> str:
+    return "c_" + secrets.token_hex(8)
+
+
+def fetch_statement(name: str, count: int) -> sql.Composed:
+    """``FETCH count FROM name``: ``count`` is an int we computed and ``name`` an identifier we
+    generated, no user text."""
+    return sql.SQL("FETCH {} FROM {}").format(sql.Literal(int(count)), sql.Identifier(name))
+
+
 class CursorLost(Exception):
     """The cursor no longer exists on its host (connection lost or the cursor failed)."""
 
@@ -83,18 +93,35 @@ class CursorHost:
                 await self._conn.close()
         self._conn = None
 
-    async def declare(self, query: sql.Composable, params: dict[str, Any]) -> str:
-        """DECLARE a cursor for ``query``; returns its name. A connection found dead is replaced
-        once; ``DatabaseUnavailable`` if PostgreSQL cannot be reached."""
-        name = "c_" + secrets.token_hex(8)
+    async def declare(
+        self,
+        query: sql.Composable,
+        params: dict[str, Any],
+        *,
+        name: str | None = None,
+        fetch: int = 0,
+    ) -> tuple[str, list[tuple[Any, ...]]]:
+        """DECLARE a cursor for ``query`` (named ``name``, or a fresh name) and, with ``fetch``,
+        read its first rows; returns the name and those rows. One round trip: the statements go
+        as one pipeline. A connection found dead is replaced once; ``DatabaseUnavailable`` if
+        PostgreSQL cannot be reached."""
+        name = name or new_cursor_name()
         stmt = sql.SQL("DECLARE {} NO SCROLL CURSOR FOR {}").format(sql.Identifier(name), query)
+        rows: list[tuple[Any, ...]] = []
         async with self._lock:
             for attempt in (1, 2):
                 conn = await self._connection()
                 try:
-                    await conn.execute("SAVEPOINT sp")
-                    await conn.execute(stmt, params)
-                    await conn.execute("RELEASE SAVEPOINT sp")
+                    async with conn.cursor() as cur, conn.cursor() as first:
+                        async with conn.pipeline():
+                            await cur.execute("SAVEPOINT sp")
+                            await cur.execute(stmt, params)
+                            if fetch:
+                                await first.execute(fetch_statement(name, fetch))
+                            await cur.execute("RELEASE SAVEPOINT sp")
+                        # The pipeline is synced: each cursor holds its statement's result.
+                        if fetch:
+                            rows = await first.fetchall()
                     break
                 except psycopg.Error as exc:
                     if not connection_lost(exc):
@@ -109,16 +136,15 @@ class CursorHost:
                             f"PostgreSQL (cursor host) is unavailable: {exc}".strip()
                         ) from exc
             self.cursors.add(name)
-        return name
+        return name, rows
 
     async def fetch(self, name: str, count: int) -> list[tuple[Any, ...]]:
         """FETCH ``count`` rows; raises CursorLost if the cursor is gone."""
         if name not in self.cursors:
             raise CursorLost(name)
-        # One round trip: the three statements go as one simple-protocol message. ``count`` is
-        # an int we computed and ``name`` an identifier we generated: no user text here.
-        stmt = sql.SQL("SAVEPOINT sp; FETCH {} FROM {}; RELEASE SAVEPOINT sp").format(
-            sql.Literal(int(count)), sql.Identifier(name)
+        # One round trip: the three statements go as one simple-protocol message.
+        stmt = sql.SQL("SAVEPOINT sp; {}; RELEASE SAVEPOINT sp").format(
+            fetch_statement(name, count)
         )
         async with self._lock:
             conn = await self._connection()

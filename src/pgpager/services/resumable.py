@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pgpager import metrics
-from pgpager.cursors import CursorHost, CursorHosts, CursorLost
+from pgpager.cursors import CursorHost, CursorHosts, CursorLost, new_cursor_name
 from pgpager.errors import HandleClosed, HandleNotFound, InvalidRequest, TooManyHandles
 from pgpager.services import validation
 from pgpager.services.embedding import Embedder
@@ -71,6 +71,8 @@ class LiveCursor:
     session: Session
     position: int
     buffer: list[Hit] = field(default_factory=list)
+    ended: bool = False
+    """The cursor has no more rows (known from a read made with the DECLARE)."""
 
     @property
     def valid(self) -> bool:
@@ -206,6 +208,10 @@ class ResumableQueries:
             },
         }
         cap = self.settings.max_active_handles
+        # The cursor's host and name are chosen first, so that the row names its owner from
+        # the start (no second write once the cursor is declared).
+        host = self.hosts.pick()
+        cursor_name = new_cursor_name()
         session = await sessions.insert_within_cap(
             self.db,
             cap,
@@ -217,6 +223,8 @@ class ResumableQueries:
             max_idle_s=idle,
             max_lifetime_s=self.settings.max_handle_lifetime_s,
             owner_instance=self.settings.instance_id,
+            owner_pid=host.backend_pid,
+            cursor_name=cursor_name,
             api_key_id=api_key_id,
         )
         if session is None:
@@ -227,7 +235,17 @@ class ResumableQueries:
             )
         metrics.handle_events.labels("started").inc()
         async with self._exclusive(handle):
-            live = await self._declare(session, session.phase, c, rehydrate=False, position=0)
+            live = await self._declare(
+                session,
+                session.phase,
+                c,
+                rehydrate=False,
+                position=0,
+                host=host,
+                name=cursor_name,
+                # The first page (and the window behind it) is read with the DECLARE.
+                prefetch=top_k + WINDOW + READ_AHEAD if session.phase == "index" else 0,
+            )
             return await self._continue(live, top_k)
 
     async def next(self, handle: str, additional_k: int, api_key_id: str | None) -> Page:
@@ -376,15 +394,27 @@ class ResumableQueries:
         return params, include, where
 
     async def _declare(
-        self, session: Session, phase: str, c: Collection, *, rehydrate: bool, position: int
+        self,
+        session: Session,
+        phase: str,
+        c: Collection,
+        *,
+        rehydrate: bool,
+        position: int,
+        host: CursorHost | None = None,
+        name: str | None = None,
+        prefetch: int = 0,
     ) -> LiveCursor:
+        """A cursor for the handle, on ``host`` (else the least loaded) named ``name`` (else a
+        fresh name). With ``prefetch`` (index phase only) its first rows are read in the same
+        round trip and wait in the buffer."""
         params, include, where = self._params(session, c)
         # A fresh index cursor has nothing to skip; every other cursor skips what the handle
         # already delivered (cheap: a primary-key probe per row).
         skip = SKIP_DELIVERED if rehydrate or phase == "exact" else SKIP_NOTHING
         query = nearest(c, include=include, where=where, exact=phase == "exact", skip=skip)
-        host = self.hosts.pick()
-        name = await host.declare(query, params)
+        host = host or self.hosts.pick()
+        name, rows = await host.declare(query, params, name=name, fetch=prefetch)
         live = LiveCursor(
             host=host,
             name=name,
@@ -393,16 +423,20 @@ class ResumableQueries:
             collection=c,
             session=dataclasses.replace(session, phase=phase),
             position=position,
+            buffer=[hit(r) for r in rows],
+            ended=prefetch > 0 and len(rows) < prefetch,
         )
         self.live[session.id] = live
-        await sessions.set_owner(
-            self.db,
-            session.id,
-            phase=phase,
-            owner_instance=self.settings.instance_id,
-            owner_pid=host.backend_pid,
-            cursor_name=name,
-        )
+        owner = (self.settings.instance_id, host.backend_pid, name, phase)
+        if owner != (session.owner_instance, session.owner_pid, session.cursor_name, session.phase):
+            await sessions.set_owner(
+                self.db,
+                session.id,
+                phase=phase,
+                owner_instance=self.settings.instance_id,
+                owner_pid=host.backend_pid,
+                cursor_name=name,
+            )
         metrics.handles_active.set(len(self.live))
         if rehydrate:
             metrics.handle_events.labels("rehydrated").inc()
@@ -521,8 +555,8 @@ class ResumableQueries:
             rows = await live.host.fetch(live.name, need)
             return [hit(r) for r in rows], len(rows) < need
         want = need + WINDOW - len(live.buffer)
-        ended = False
-        if want > 0:
+        ended = live.ended
+        if want > 0 and not ended:
             want += READ_AHEAD
             rows = await live.host.fetch(live.name, want)
             live.buffer.extend(hit(r) for r in rows)

@@ -75,15 +75,14 @@ class Closed:
 async def insert_within_cap(db: Database, cap: int, **values: Any) -> Session | None:
     """Insert a handle's row unless ``cap`` handles are active already (None then). Atomic
     across every instance on the database: starts take turns on a transaction lock, so a
-    burst of starts cannot overshoot the cap."""
+    burst of starts cannot overshoot the cap. One round trip (a pipeline)."""
+    values = {"owner_pid": None, "cursor_name": None, **values, "cap": cap}
     values["query"] = Jsonb(values["query"])
     try:
-        async with db.connection() as conn, conn.transaction():
-            await conn.execute(query("sessions", "lock_handle_cap"))
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                query("sessions", "insert_session", columns=_columns()), {**values, "cap": cap}
-            )
+        async with db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(query("sessions", "lock_handle_cap"))
+                await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
             row = await cur.fetchone()
     except pgerrors.ForeignKeyViolation as exc:
         raise CollectionNotFound(

@@ -3,12 +3,13 @@
 SELECT pg_advisory_xact_lock(hashtext('pgpager.handle_cap'), 0)
 
 -- name: insert_session
--- Nothing is inserted once %(cap)s handles are active (under lock_handle_cap).
+-- Nothing is inserted once %(cap)s handles are active (under lock_handle_cap). The owner
+-- (instance, cursor host backend, cursor name) is the cursor about to be declared.
 INSERT INTO pgpager.query_sessions
     (id, collection, namespace, query, phase, max_idle_s, max_lifetime_s, owner_instance,
-     api_key_id)
+     owner_pid, cursor_name, api_key_id)
 SELECT %(id)s, %(collection)s, %(namespace)s, %(query)s, %(phase)s, %(max_idle_s)s,
-       %(max_lifetime_s)s, %(owner_instance)s, %(api_key_id)s
+       %(max_lifetime_s)s, %(owner_instance)s, %(owner_pid)s, %(cursor_name)s, %(api_key_id)s
 WHERE (SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active') < %(cap)s
 RETURNING {columns}
 
