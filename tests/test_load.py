@@ -85,3 +85,15 @@ async def test_a_bad_npy_row_is_named_and_nothing_is_written(
         await client.app.state.runtime.loader.load(collection_name, path, chunk=500)
     r = await client.get(f"/v1/collections/{collection_name}")
     assert r.json()["vector_count"] == 0
+
+
+async def test_a_jsonl_number_too_large_for_a_float_is_named(
+    client: Client, collection_name: str, tmp_path: Path
+) -> None:
+    """json reads a long integer as a Python int that no float can hold: a clear error naming
+    the line, not an OverflowError."""
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"id": "a", "vector": [1' + "0" * 400 + ", 0, 1]}\n")
+    await create(client, collection_name, 3)
+    with pytest.raises(InvalidRequest, match=r"big.jsonl:1: vector\[0\] = 10+ is not a finite"):
+        await client.app.state.runtime.loader.load(collection_name, path)
