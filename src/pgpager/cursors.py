@@ -102,9 +102,10 @@ class CursorHost:
         fetch: int = 0,
     ) -> tuple[str, list[tuple[Any, ...]]]:
         """DECLARE a cursor for ``query`` (named ``name``, or a fresh name) and, with ``fetch``,
-        read its first rows; returns the name and those rows. One round trip: the statements go
-        as one pipeline. A connection found dead is replaced once; ``DatabaseUnavailable`` if
-        PostgreSQL cannot be reached."""
+        read its first rows; returns the name and those rows. The FETCH goes with the RELEASE
+        as one message (a pipeline measured no faster on a local socket: psycopg's own work
+        outweighs the round trips it saves). A connection found dead is replaced once;
+        ``DatabaseUnavailable`` if PostgreSQL cannot be reached."""
         name = name or new_cursor_name()
         stmt = sql.SQL("DECLARE {} NO SCROLL CURSOR FOR {}").format(sql.Identifier(name), query)
         rows: list[tuple[Any, ...]] = []
@@ -112,16 +113,15 @@ class CursorHost:
             for attempt in (1, 2):
                 conn = await self._connection()
                 try:
-                    async with conn.cursor() as cur, conn.cursor() as first:
-                        async with conn.pipeline():
-                            await cur.execute("SAVEPOINT sp")
-                            await cur.execute(stmt, params)
-                            if fetch:
-                                await first.execute(fetch_statement(name, fetch))
-                            await cur.execute("RELEASE SAVEPOINT sp")
-                        # The pipeline is synced: each cursor holds its statement's result.
-                        if fetch:
-                            rows = await first.fetchall()
+                    await conn.execute("SAVEPOINT sp")
+                    await conn.execute(stmt, params)
+                    if fetch:
+                        cur = await conn.execute(
+                            sql.SQL("{}; RELEASE SAVEPOINT sp").format(fetch_statement(name, fetch))
+                        )
+                        rows = await cur.fetchall()
+                    else:
+                        await conn.execute("RELEASE SAVEPOINT sp")
                     break
                 except psycopg.Error as exc:
                     if not connection_lost(exc):

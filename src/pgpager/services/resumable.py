@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,25 +207,40 @@ class ResumableQueries:
                 "data": include.data,
             },
         }
+        values: dict[str, Any] = {
+            "id": handle,
+            "collection": c.name,
+            "namespace": ns,
+            "query": query,
+            "phase": "exact" if exact else "index",
+            "max_idle_s": idle,
+            "max_lifetime_s": self.settings.max_handle_lifetime_s,
+            "owner_instance": self.settings.instance_id,
+            "api_key_id": api_key_id,
+        }
+        async with self._exclusive(handle):
+            if exact:
+                session = await self._insert(values, self.hosts.pick(), new_cursor_name())
+                assert session.cursor_name is not None
+                live = await self._declare(
+                    session, "exact", c, rehydrate=False, position=0, name=session.cursor_name
+                )
+                return await self._continue(live, top_k)
+            return await self._start_index_phase(values, c, top_k)
+
+    async def _insert(
+        self,
+        values: dict[str, Any],
+        host: CursorHost,
+        cursor_name: str,
+        first: Sequence[Hit] = (),
+    ) -> Session:
+        """The handle's row (naming the cursor about to serve it, so no second write is
+        needed), and with ``first`` the record of its first page, in one transaction."""
         cap = self.settings.max_active_handles
-        # The cursor's host and name are chosen first, so that the row names its owner from
-        # the start (no second write once the cursor is declared).
-        host = self.hosts.pick()
-        cursor_name = new_cursor_name()
-        session = await sessions.insert_within_cap(
-            self.db,
-            cap,
-            id=handle,
-            collection=c.name,
-            namespace=ns,
-            query=query,
-            phase="exact" if exact else "index",
-            max_idle_s=idle,
-            max_lifetime_s=self.settings.max_handle_lifetime_s,
-            owner_instance=self.settings.instance_id,
-            owner_pid=host.backend_pid,
-            cursor_name=cursor_name,
-            api_key_id=api_key_id,
+        owner = {"owner_pid": host.backend_pid, "cursor_name": cursor_name}
+        session, _ = await sessions.insert_with_first_page(
+            self.db, cap, [h.id for h in first], **values, **owner
         )
         if session is None:
             raise TooManyHandles(
@@ -234,19 +249,52 @@ class ResumableQueries:
                 limit=cap,
             )
         metrics.handle_events.labels("started").inc()
-        async with self._exclusive(handle):
-            live = await self._declare(
-                session,
-                session.phase,
-                c,
-                rehydrate=False,
-                position=0,
-                host=host,
-                name=cursor_name,
-                # The first page (and the window behind it) is read with the DECLARE.
-                prefetch=top_k + WINDOW + READ_AHEAD if session.phase == "index" else 0,
-            )
+        return session
+
+    async def _start_index_phase(self, values: dict[str, Any], c: Collection, top_k: int) -> Page:
+        """Declare the cursor and read the first page with the window behind it (one round
+        trip), then write the handle's row and the first page's record together: a start
+        commits once. A cursor whose scan ends within that read leaves the page to the exact
+        phase, as any cursor does."""
+        handle = values["id"]
+        now = dt.datetime.now(dt.UTC)
+        provisional = Session(
+            **values,
+            position=0,
+            state="active",
+            state_reason=None,
+            created_at=now,
+            last_used_at=now,
+            owner_pid=None,
+            cursor_name=None,
+            closed_at=None,
+            now=now,
+            overdue_reason=None,
+        )
+        live = await self._declare(
+            provisional,
+            "index",
+            c,
+            rehydrate=False,
+            position=0,
+            # Not more than the window: rows past the first HNSW search cost the most.
+            prefetch=top_k + WINDOW,
+            record_owner=False,
+        )
+        first: list[Hit] = []
+        if not live.ended:
+            live.buffer.sort(key=lambda h: (h.distance, h.id))
+            first, live.buffer = live.buffer[:top_k], live.buffer[top_k:]
+        try:
+            session = await self._insert(values, live.host, live.name, first)
+        except BaseException:
+            await self.drop_local([handle])
+            raise
+        live.session = session
+        if not first:
             return await self._continue(live, top_k)
+        live.position = session.position
+        return Page(handle, first, "active", live.position)
 
     async def next(self, handle: str, additional_k: int, api_key_id: str | None) -> Page:
         check_k(additional_k, "additional_k")
@@ -401,19 +449,20 @@ class ResumableQueries:
         *,
         rehydrate: bool,
         position: int,
-        host: CursorHost | None = None,
         name: str | None = None,
         prefetch: int = 0,
+        record_owner: bool = True,
     ) -> LiveCursor:
-        """A cursor for the handle, on ``host`` (else the least loaded) named ``name`` (else a
-        fresh name). With ``prefetch`` (index phase only) its first rows are read in the same
-        round trip and wait in the buffer."""
+        """A cursor for the handle on the least loaded host, named ``name`` (else a fresh
+        name). With ``prefetch`` (index phase only) its first rows are read with the DECLARE
+        and wait in the buffer. The handle's row is told its new owner unless it names it
+        already (or, ``record_owner`` False, it is not written yet)."""
         params, include, where = self._params(session, c)
         # A fresh index cursor has nothing to skip; every other cursor skips what the handle
         # already delivered (cheap: a primary-key probe per row).
         skip = SKIP_DELIVERED if rehydrate or phase == "exact" else SKIP_NOTHING
         query = nearest(c, include=include, where=where, exact=phase == "exact", skip=skip)
-        host = host or self.hosts.pick()
+        host = self.hosts.pick()
         name, rows = await host.declare(query, params, name=name, fetch=prefetch)
         live = LiveCursor(
             host=host,
@@ -428,7 +477,8 @@ class ResumableQueries:
         )
         self.live[session.id] = live
         owner = (self.settings.instance_id, host.backend_pid, name, phase)
-        if owner != (session.owner_instance, session.owner_pid, session.cursor_name, session.phase):
+        known = (session.owner_instance, session.owner_pid, session.cursor_name, session.phase)
+        if record_owner and owner != known:
             await sessions.set_owner(
                 self.db,
                 session.id,
