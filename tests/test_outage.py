@@ -127,3 +127,33 @@ def test_postgres_restart_mid_iteration(
         r = http.request(method, path, json=body)
         assert r.status_code < 500, (method, path, r.status_code, r.text)
     assert "this is a bug" not in server.output(tail=1_000_000)
+
+
+async def test_pool_replaces_a_connection_whose_backend_died(fresh_db_url: str) -> None:
+    """The pool lends a connection without asking PostgreSQL first unless its socket has
+    something to say: a connection whose backend was terminated while it sat in the pool is
+    replaced, not lent (the request would fail otherwise)."""
+    import psycopg
+
+    from pgpager.store.database import Database
+
+    db = Database(
+        fresh_db_url,
+        min_size=1,
+        max_size=1,
+        application_name="pgpager:outage-test",
+        timeout_s=10,
+        unavailable_wait_s=0.5,
+    )
+    await db.open(wait=True)
+    try:
+        async with db.connection() as conn:
+            pid = conn.info.backend_pid
+        with psycopg.connect(fresh_db_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+        for _ in range(3):
+            await db.ping()  # a dead connection lent here would be a DatabaseUnavailable
+        async with db.connection() as conn:
+            assert conn.info.backend_pid != pid
+    finally:
+        await db.close()

@@ -513,3 +513,39 @@ async def test_skipping_delivered_rows_is_never_a_nested_loop(
         plan = "\n".join(r[0] for r in conn.execute(declare, params).fetchall())
     assert "Nested Loop" not in plan, plan
     assert "query_session_rows" in plan, plan
+
+
+@pytest.mark.parametrize("sync_commit", [True, False])
+async def test_delivery_record_commit_mode(
+    make_client: Any, collection_name: str, sync_commit: bool
+) -> None:
+    """PGPAGER_DELIVERY_SYNC_COMMIT=false relaxes synchronous_commit for the delivery record's
+    own transaction (SET LOCAL: it ends with it); handles still deliver every row once."""
+    from pgpager.store.queries import query
+
+    async with make_client(delivery_sync_commit=sync_commit) as client:
+        await create(client, collection_name, 2)
+        vectors = [{"id": str(i), "vector": [1.0, i / 10]} for i in range(30)]
+        r = await client.post(
+            f"/v1/collections/{collection_name}/vectors", json={"vectors": vectors}
+        )
+        assert r.status_code == 200, r.text
+        body = (await start(client, collection_name, [1, 0], top_k=5)).json()
+        rest, _ = await drain(client, body["handle"], 7)
+        got = [x["id"] for x in body["results"] + rest]
+        assert sorted(got, key=int) == [str(i) for i in range(30)]
+
+        body = (await start(client, collection_name, [1, 0], top_k=1)).json()
+        db = client.app.state.runtime.db
+        async with db.connection() as conn, conn.transaction():
+            # The test cluster may run with synchronous_commit off: start from on.
+            await conn.execute("SET LOCAL synchronous_commit = on")
+            cur = await conn.execute(
+                query("sessions", "record_delivery"),
+                {"id": body["handle"], "ids": ["29"], "sync_commit": sync_commit},
+            )
+            row = await cur.fetchone()
+            assert row is not None and row[0] and list(row[1]) == ["29"]
+            cur = await conn.execute("SHOW synchronous_commit")
+            shown = await cur.fetchone()
+        assert shown is not None and shown[0] == ("on" if sync_commit else "off")

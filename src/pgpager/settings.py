@@ -224,6 +224,14 @@ class Settings:
     )
     max_active_handles: int = _doc("Active handles allowed at once, server-wide.", 10_000)
     cursor_hosts: int = _doc("Dedicated connections holding resumable-query cursors.", 4)
+    delivery_sync_commit: bool = _doc(
+        "Wait until the record of the rows a page delivers is on disk before answering (the "
+        "database's synchronous_commit): no row comes twice even after PostgreSQL itself "
+        "crashes. false: answer once the record is committed, not yet flushed (saves a WAL "
+        "flush per page); a PostgreSQL crash (not a pgpager restart) may then lose the last "
+        "fraction of a second of records, and the rows of those pages may come again.",
+        True,
+    )
     sweep_interval_s: float = _doc("Seconds between sweeper ticks.", 10.0)
     sweep_batch_size: int = _doc("Most handles or stored queries one sweeper tick acts on.", 500)
     closed_handle_retention_s: int = _doc(

@@ -41,7 +41,7 @@ from rich.progress import (
 
 from pgpager.bench import BenchFailed, data, probes, report
 from pgpager.bench.data import Dataset
-from pgpager.bench.server import Api, BenchServer, Unavailable
+from pgpager.bench.server import Api, BenchServer, RawClient, Unavailable
 from pgpager.runtime import Runtime, database
 from pgpager.settings import Settings
 from pgpager.store import probes as db_probes
@@ -644,13 +644,22 @@ class Bench:
                 conn.close()
             return times
 
-        with self.steps.section("lean_next", "next with a lean client", 1) as step:
+        with self.steps.section("lean_next", "next with a lean client, then httpx", 2) as step:
             times = await asyncio.to_thread(measure)
+            step(1)
+            # The same handle, one client, with httpx (what most Python callers use).
+            heavy: list[int] = []
+            for _ in range(calls):
+                heavy.append((await api.next(handle, 10))[1])
             step(1)
         await api.call("DELETE", f"/v1/resumable-queries/{handle}")
         self.results["lean_client_next"] = {
             "client": "http.client (stdlib)",
             **(summary(times) or {}),
+        }
+        self.results["httpx_client_next"] = {
+            "client": "httpx.AsyncClient",
+            **(summary(heavy) or {}),
         }
 
     async def _throughput_at(
@@ -671,25 +680,35 @@ class Bench:
             t_end = t_begin + cfg.throughput_s
             latencies: list[int] = []
             exhausted = calls = 0
+            payload = json.dumps({"additional_k": cfg.page}).encode()
+            raws = [RawClient(server.url) for _ in range(n)]
 
-            async def client(a: Api, handle: str) -> None:
+            async def client(raw: RawClient, handle: str) -> None:
                 nonlocal exhausted, calls
+                path = f"/v1/resumable-queries/{handle}/next"
                 while True:
-                    body, ns = await a.next(handle, cfg.page)
+                    t0 = time.perf_counter_ns()
+                    status, data = await raw.post(path, payload)
+                    ns = time.perf_counter_ns() - t0
+                    if status != 200:
+                        raise BenchFailed(f"next answered {status}: {data[:300]!r}")
                     calls += 1
                     done = time.perf_counter()
                     if done > t_end:
                         return
                     if done >= t_begin:
                         latencies.append(ns)
-                    if body["state"] != "active":
+                    if json.loads(data)["state"] != "active":
                         exhausted += 1
                         return
 
             cpu = probes.cpu_s(server.pid), time.process_time(), time.perf_counter()
-            await asyncio.gather(
-                *(client(a, h["handle"]) for a, (h, _) in zip(clients, handles, strict=True))
-            )
+            try:
+                await asyncio.gather(
+                    *(client(r, h["handle"]) for r, (h, _) in zip(raws, handles, strict=True))
+                )
+            finally:
+                await asyncio.gather(*(r.close() for r in raws))
             server_cpu = probes.cpu_s(server.pid) - cpu[0]
             client_cpu = time.process_time() - cpu[1]
             wall = time.perf_counter() - cpu[2]
@@ -702,6 +721,7 @@ class Bench:
         stats = summary(latencies) or {}
         return {
             "clients": n,
+            "client": "asyncio streams, one keep-alive connection per client",
             "requests": len(latencies),
             "seconds": cfg.throughput_s,
             "requests_per_s": round(len(latencies) / cfg.throughput_s, 1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.util
 import ipaddress
 import logging
 import signal
@@ -24,6 +25,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def fast_stack() -> tuple[str, str]:
+    """uvicorn's HTTP implementation and event loop: httptools and uvloop (dependencies of
+    pgpager, a C parser and libuv) where they are installed, else h11 and asyncio's loop."""
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return http, loop
 
 
 def bind(host: str, port: int) -> list[socket.socket]:
@@ -124,6 +133,8 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
             # uvicorn re-raises the signal that stopped it once it has shut down; with the
             # default SIGTERM action that would kill us before the embedded server is stopped.
             signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            http, loop = fast_stack()
+            log.debug("HTTP: uvicorn with %s on the %s event loop", http, loop)
             config = uvicorn.Config(
                 create_app(settings, url),
                 host=settings.host,
@@ -132,6 +143,8 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
                 log_config=None,
                 log_level=None,
                 access_log=settings.access_log,
+                http=http,
+                loop=loop,
                 timeout_graceful_shutdown=10,
             )
             # uvicorn.run() without its own bind: the server listens on the sockets bound above.

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from psycopg.types.json import Jsonb
 
 from pgpager.errors import DuplicateId, InvalidRequest
 from pgpager.services import validation
@@ -17,6 +16,7 @@ from pgpager.services.embedding import Embedder, text_to_embed
 from pgpager.settings import Settings
 from pgpager.store import collections, vectors
 from pgpager.store.database import Database
+from pgpager.store.vectors import CopyBatch
 
 Row = tuple[str, str, Any, Any, str | None]
 
@@ -31,15 +31,19 @@ def count_rows(path: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
-def _npy_rows(path: Path, dim: int, namespace: str) -> Iterator[Row]:
+def _npy_batches(path: Path, dim: int, namespace: str, chunk: int) -> Iterator[CopyBatch]:
+    """The rows of a .npy file, ``chunk`` at a time (ids are row numbers), checked by block."""
     arr = np.load(path, mmap_mode="r")
     if arr.ndim != 2 or arr.shape[1] != dim:
         raise InvalidRequest(f"{path.name}: shape {arr.shape}, expected (n, {dim})")
-    for i in range(arr.shape[0]):
-        row = np.asarray(arr[i], dtype=np.float32)
-        if not np.isfinite(row).all():
-            raise InvalidRequest(f"{path.name}: row {i} has NaN or infinite values")
-        yield (str(i), namespace, row, None, None)
+    for start in range(0, arr.shape[0], chunk):
+        block = np.asarray(arr[start : start + chunk], dtype=np.float32)
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            row = start + int(np.argmin(finite))
+            raise InvalidRequest(f"{path.name}: row {row} has NaN or infinite values")
+        ids = [str(i) for i in range(start, start + len(block))]
+        yield CopyBatch(ids=ids, namespace=namespace, vectors=block)
 
 
 def _jsonl_rows(
@@ -76,7 +80,7 @@ def _jsonl_rows(
                 validation.vector_id(obj.get("id"), where, limits.max_id_length),
                 namespace,
                 vector,
-                None if meta is None else Jsonb(meta),
+                meta,
                 data,
             )
 
@@ -119,22 +123,33 @@ class Loader:
         ns = validation.namespace(namespace)
         embeds = c.embedding_model is not None
         if path.suffix == ".npy":
-            rows: Iterator[Row] = _npy_rows(path, c.dimension, ns)
+            blocks = _npy_batches(path, c.dimension, ns, chunk)
+
+            async def batches() -> AsyncIterator[CopyBatch]:
+                for block in blocks:
+                    yield block
+
         else:
             rows = _jsonl_rows(path, c.dimension, ns, self.settings, embeds=embeds)
             if embeds:
                 chunk = min(chunk, TEXT_CHUNK)
 
-        async def batches() -> AsyncIterator[list[Row]]:
-            while batch := [r for _, r in zip(range(chunk), rows, strict=False)]:
-                texts = [i for i, r in enumerate(batch) if isinstance(r[2], Text)]
-                if texts:
-                    model = self.embedder.model_of(c)
-                    vectors = await self.embedder.embed(model, [batch[i][2] for i in texts])
-                    for i, vector in zip(texts, vectors, strict=True):
-                        rid, rns, _, meta, data = batch[i]
-                        batch[i] = (rid, rns, vector, meta, data)
-                yield batch
+            async def batches() -> AsyncIterator[CopyBatch]:
+                while batch := [r for _, r in zip(range(chunk), rows, strict=False)]:
+                    texts = [i for i, r in enumerate(batch) if isinstance(r[2], Text)]
+                    if texts:
+                        model = self.embedder.model_of(c)
+                        vecs = await self.embedder.embed(model, [batch[i][2] for i in texts])
+                        for i, vector in zip(texts, vecs, strict=True):
+                            rid, rns, _, meta, data = batch[i]
+                            batch[i] = (rid, rns, vector, meta, data)
+                    yield CopyBatch(
+                        ids=[r[0] for r in batch],
+                        namespace=ns,
+                        vectors=np.stack([np.asarray(r[2], dtype=np.float32) for r in batch]),
+                        metadata=[r[3] for r in batch],
+                        data=[r[4] for r in batch],
+                    )
 
         try:
             return await vectors.load(

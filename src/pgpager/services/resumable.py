@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ import numpy as np
 from psycopg import sql
 
 from pgpager import metrics
-from pgpager.cursors import CursorHost, CursorHosts, CursorLost
+from pgpager.cursors import CursorHost, CursorHosts, CursorLost, new_cursor_name
 from pgpager.errors import HandleClosed, HandleNotFound, InvalidRequest, TooManyHandles
 from pgpager.services import validation
 from pgpager.services.embedding import Embedder
@@ -58,6 +58,9 @@ WINDOW = 64
 # The index phase serves at least this many rows (where HNSW order is near exact), whatever
 # the share of the collection that is.
 MIN_INDEX_ROWS = 1000
+# Rows read beyond the window whenever the cursor is read: most `next` calls then find their
+# rows already here and cost one round trip (the delivery record) instead of two.
+READ_AHEAD = 64
 
 
 @dataclass
@@ -73,6 +76,8 @@ class LiveCursor:
     session: Session
     position: int
     buffer: list[Hit] = field(default_factory=list)
+    ended: bool = False
+    """The cursor has no more rows (known from a read made with the DECLARE)."""
 
     @property
     def valid(self) -> bool:
@@ -158,6 +163,13 @@ def cursor_query(
     return nearest(c, include=include, where=where, skip=skip)
 
 
+def owner_pid(host: CursorHost) -> int | None:
+    """The backend a handle's row names as holding its cursor: only a cursor on the primary
+    names one (a standby's pid means nothing on the primary, whose sweeper would take the
+    handle for an orphan)."""
+    return host.backend_pid if host.replica is None else None
+
+
 def check_k(value: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH:
         raise InvalidRequest(f"{what} must be an integer between 1 and {MAX_BATCH}", field=what)
@@ -221,19 +233,41 @@ class ResumableQueries:
                 "data": include.data,
             },
         }
+        values: dict[str, Any] = {
+            "id": handle,
+            "collection": c.name,
+            "namespace": ns,
+            "query": query,
+            "phase": "exact" if exact else "index",
+            "max_idle_s": idle,
+            "max_lifetime_s": self.settings.max_handle_lifetime_s,
+            "owner_instance": self.settings.instance_id,
+            "api_key_id": api_key_id,
+        }
+        async with self._exclusive(handle):
+            if exact:
+                host = self.hosts.pick(on_primary=self.settings.handles_on_primary)
+                session = await self._insert(values, host, new_cursor_name())
+                assert session.cursor_name is not None
+                live = await self._declare(
+                    session, "exact", c, rehydrate=False, position=0, name=session.cursor_name
+                )
+                return await self._continue(live, top_k)
+            return await self._start_index_phase(values, c, top_k)
+
+    async def _insert(
+        self,
+        values: dict[str, Any],
+        host: CursorHost,
+        cursor_name: str,
+        first: Sequence[Hit] = (),
+    ) -> Session:
+        """The handle's row (naming the cursor about to serve it, so no second write is
+        needed), and with ``first`` the record of its first page, in one transaction."""
         cap = self.settings.max_active_handles
-        session = await sessions.insert_within_cap(
-            self.db,
-            cap,
-            id=handle,
-            collection=c.name,
-            namespace=ns,
-            query=query,
-            phase="exact" if exact else "index",
-            max_idle_s=idle,
-            max_lifetime_s=self.settings.max_handle_lifetime_s,
-            owner_instance=self.settings.instance_id,
-            api_key_id=api_key_id,
+        owner = {"owner_pid": owner_pid(host), "cursor_name": cursor_name}
+        session, _ = await sessions.insert_with_first_page(
+            self.db, cap, [h.id for h in first], **values, **owner
         )
         if session is None:
             raise TooManyHandles(
@@ -242,9 +276,52 @@ class ResumableQueries:
                 limit=cap,
             )
         metrics.handle_events.labels("started").inc()
-        async with self._exclusive(handle):
-            live = await self._declare(session, session.phase, c, rehydrate=False, position=0)
+        return session
+
+    async def _start_index_phase(self, values: dict[str, Any], c: Collection, top_k: int) -> Page:
+        """Declare the cursor and read the first page with the window behind it (one round
+        trip), then write the handle's row and the first page's record together: a start
+        commits once. A cursor whose scan ends within that read leaves the page to the exact
+        phase, as any cursor does."""
+        handle = values["id"]
+        now = dt.datetime.now(dt.UTC)
+        provisional = Session(
+            **values,
+            position=0,
+            state="active",
+            state_reason=None,
+            created_at=now,
+            last_used_at=now,
+            owner_pid=None,
+            cursor_name=None,
+            closed_at=None,
+            now=now,
+            overdue_reason=None,
+        )
+        live = await self._declare(
+            provisional,
+            "index",
+            c,
+            rehydrate=False,
+            position=0,
+            # Not more than the window: rows past the first HNSW search cost the most.
+            prefetch=top_k + WINDOW,
+            record_owner=False,
+        )
+        first: list[Hit] = []
+        if not live.ended:
+            live.buffer.sort(key=lambda h: (h.distance, h.id))
+            first, live.buffer = live.buffer[:top_k], live.buffer[top_k:]
+        try:
+            session = await self._insert(values, live.host, live.name, first)
+        except BaseException:
+            await self.drop_local([handle])
+            raise
+        live.session = session
+        if not first:
             return await self._continue(live, top_k)
+        live.position = session.position
+        return Page(handle, first, "active", live.position)
 
     async def next(self, handle: str, additional_k: int, api_key_id: str | None) -> Page:
         check_k(additional_k, "additional_k")
@@ -408,12 +485,29 @@ class ResumableQueries:
         return params, include, where
 
     async def _declare(
-        self, session: Session, phase: str, c: Collection, *, rehydrate: bool, position: int
+        self,
+        session: Session,
+        phase: str,
+        c: Collection,
+        *,
+        rehydrate: bool,
+        position: int,
+        name: str | None = None,
+        prefetch: int = 0,
+        record_owner: bool = True,
     ) -> LiveCursor:
+        """A cursor for the handle on the least loaded host, named ``name`` (else a fresh
+        name). With ``prefetch`` (index phase only) its first rows are read with the DECLARE
+        and wait in the buffer. The handle's row is told its new owner unless it names it
+        already (or, ``record_owner`` False, it is not written yet)."""
         params, include, where = self._params(session, c)
         query = cursor_query(c, include, where, phase=phase, rehydrate=rehydrate)
-        host, name = await self.hosts.declare(
-            query, params, on_primary=self.settings.handles_on_primary
+        host, name, rows = await self.hosts.declare(
+            query,
+            params,
+            on_primary=self.settings.handles_on_primary,
+            name=name,
+            fetch=prefetch,
         )
         live = LiveCursor(
             host=host,
@@ -423,18 +517,21 @@ class ResumableQueries:
             collection=c,
             session=dataclasses.replace(session, phase=phase),
             position=position,
+            buffer=[hit(r) for r in rows],
+            ended=prefetch > 0 and len(rows) < prefetch,
         )
         self.live[session.id] = live
-        await sessions.set_owner(
-            self.db,
-            session.id,
-            phase=phase,
-            owner_instance=self.settings.instance_id,
-            # A standby's backend pid means nothing on the primary (the sweeper would take the
-            # handle for an orphan): only a cursor on the primary names its backend.
-            owner_pid=host.backend_pid if host.replica is None else None,
-            cursor_name=name,
-        )
+        owner = (self.settings.instance_id, owner_pid(host), name, phase)
+        known = (session.owner_instance, session.owner_pid, session.cursor_name, session.phase)
+        if record_owner and owner != known:
+            await sessions.set_owner(
+                self.db,
+                session.id,
+                phase=phase,
+                owner_instance=self.settings.instance_id,
+                owner_pid=owner_pid(host),
+                cursor_name=name,
+            )
         metrics.handles_active.set(len(self.live))
         if rehydrate:
             metrics.handle_events.labels("rehydrated").inc()
@@ -522,7 +619,10 @@ class ResumableQueries:
                 continue
             if batch:
                 active, fresh = await sessions.record_delivery(
-                    self.db, handle, [h.id for h in batch]
+                    self.db,
+                    handle,
+                    [h.id for h in batch],
+                    sync_commit=self.settings.delivery_sync_commit,
                 )
                 if not active:
                     await self._closed_meanwhile(live)
@@ -554,8 +654,9 @@ class ResumableQueries:
             rows = await live.host.fetch(live.name, need)
             return [hit(r) for r in rows], len(rows) < need
         want = need + WINDOW - len(live.buffer)
-        ended = False
-        if want > 0:
+        ended = live.ended
+        if want > 0 and not ended:
+            want += READ_AHEAD
             rows = await live.host.fetch(live.name, want)
             live.buffer.extend(hit(r) for r in rows)
             ended = len(rows) < want

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # pgvector's HNSW index supports up to 2,000 dimensions for the vector type.
 HNSW_MAX_DIMENSION = 2000
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+NUMBER_TYPES = {float, int}
+"""Element types of a vector that need no look one by one (not bool, not str, ...)."""
 MAX_NORM = 1e18
 """Longest vector accepted: squared distances between two such vectors stay within float32."""
 MAX_JSON_DEPTH = 64
@@ -64,15 +67,27 @@ def vector(
         raise InvalidRequest(
             f"{where}: vector has {len(value)} dimensions; the collection has {dim}", item=where
         )
-    for i, x in enumerate(value):
-        if isinstance(x, bool) or not isinstance(x, int | float):
-            raise InvalidRequest(f"{where}: vector[{i}] is not a number", item=where)
-        if not math.isfinite(x) or abs(x) > FLOAT32_MAX:
-            raise InvalidRequest(
-                f"{where}: vector[{i}] = {x!r} is not a finite 32-bit float", item=where
-            )
-    array = np.asarray(value, dtype=np.float32)
-    norm = float(np.linalg.norm(array.astype(np.float64)))
+    # Checked in bulk (a set of element types, then numpy); only a vector that fails is walked
+    # element by element, to name the first bad one.
+    wide = None
+    if set(map(type, value)) <= NUMBER_TYPES:
+        with contextlib.suppress(OverflowError):  # an int past any float: named below
+            wide = np.asarray(value, dtype=np.float64)
+        if wide is not None and not (
+            np.isfinite(wide).all() and (np.abs(wide) <= FLOAT32_MAX).all()
+        ):
+            wide = None
+    if wide is None:
+        for i, x in enumerate(value):
+            if isinstance(x, bool) or not isinstance(x, int | float):
+                raise InvalidRequest(f"{where}: vector[{i}] is not a number", item=where)
+            if abs(x) > FLOAT32_MAX or not math.isfinite(x):
+                raise InvalidRequest(
+                    f"{where}: vector[{i}] = {x!r} is not a finite 32-bit float", item=where
+                )
+        wide = np.asarray(value, dtype=np.float64)
+    array = wide.astype(np.float32)
+    norm = float(np.linalg.norm(wide))
     if norm > MAX_NORM:
         raise InvalidRequest(
             f"{where}: the vector's length is {norm:.3g}; distances overflow above "

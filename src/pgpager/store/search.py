@@ -26,7 +26,7 @@ class Include:
     data: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hit:
     id: str
     distance: float

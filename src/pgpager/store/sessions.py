@@ -79,20 +79,48 @@ async def insert_within_cap(db: Database, cap: int, **values: Any) -> Session | 
     """Insert a handle's row unless ``cap`` handles are active already (None then). Atomic
     across every instance on the database: starts take turns on a transaction lock, so a
     burst of starts cannot overshoot the cap."""
+    values = {"owner_pid": None, "cursor_name": None, **values, "cap": cap}
     values["query"] = Jsonb(values["query"])
     try:
         async with db.connection() as conn, conn.transaction():
             await conn.execute(query("sessions", "lock_handle_cap"))
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                query("sessions", "insert_session", columns=_columns()), {**values, "cap": cap}
-            )
+            await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
             row = await cur.fetchone()
     except pgerrors.ForeignKeyViolation as exc:
         raise CollectionNotFound(
             "the collection does not exist (it was dropped meanwhile)"
         ) from exc
     return Session(**row) if row else None
+
+
+async def insert_with_first_page(
+    db: Database, cap: int, delivered: list[str], **values: Any
+) -> tuple[Session | None, set[str]]:
+    """``insert_within_cap`` and the delivery record of the handle's first page, in one
+    transaction: a start commits (and waits for the disk) once. Returns the session (None at
+    the cap, and nothing is written) and the ids recorded."""
+    values = {"owner_pid": None, "cursor_name": None, **values, "cap": cap}
+    values["query"] = Jsonb(values["query"])
+    try:
+        async with db.connection() as conn, conn.transaction():
+            await conn.execute(query("sessions", "lock_handle_cap"))
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
+            row = await cur.fetchone()
+            if row is None:
+                return None, set()
+            record = await conn.execute(
+                query("sessions", "record_delivery"),
+                {"id": values["id"], "ids": delivered, "sync_commit": True},
+            )
+            recorded = await record.fetchone()
+    except pgerrors.ForeignKeyViolation as exc:
+        raise CollectionNotFound(
+            "the collection does not exist (it was dropped meanwhile)"
+        ) from exc
+    assert recorded is not None
+    return Session(**{**row, "position": len(recorded[1])}), set(recorded[1])
 
 
 async def get(pool: Database, handle: str) -> Session | None:
@@ -123,11 +151,15 @@ async def list_sessions(
         return [Session(**r) for r in await cur.fetchall()]
 
 
-async def record_delivery(pool: Database, handle: str, ids: list[str]) -> tuple[bool, set[str]]:
+async def record_delivery(
+    pool: Database, handle: str, ids: list[str], *, sync_commit: bool = True
+) -> tuple[bool, set[str]]:
     """Record ids as delivered. Returns whether the handle is still active (and not overdue),
-    and which of the ids are new for it; only those may be sent."""
+    and which of the ids are new for it; only those may be sent. ``sync_commit`` False: the
+    record is committed without waiting for its WAL flush (PGPAGER_DELIVERY_SYNC_COMMIT)."""
+    params = {"id": handle, "ids": ids, "sync_commit": sync_commit}
     async with pool.connection() as conn:
-        cur = await conn.execute(query("sessions", "record_delivery"), {"id": handle, "ids": ids})
+        cur = await conn.execute(query("sessions", "record_delivery"), params)
         row = await cur.fetchone()
     assert row is not None
     return bool(row[0]), set(row[1])

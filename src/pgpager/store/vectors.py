@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+import struct
+from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,28 +210,85 @@ async def update(
     return True
 
 
-async def copy_in(
-    conn: psycopg.AsyncConnection[Any],
-    c: Collection,
-    rows: Iterable[tuple[str, str, Any, Any, str | None]],
-) -> int:
-    """Binary COPY of (id, namespace, embedding, metadata, data) rows; returns the count."""
-    n = 0
+@dataclass(frozen=True)
+class CopyBatch:
+    """Rows for ``COPY``, by column: one namespace, ``vectors`` an (n, dimension) float32 array,
+    ``metadata`` and ``data`` one value (or None) per row, or None for all rows."""
+
+    ids: Sequence[str]
+    namespace: str
+    vectors: np.ndarray[Any, np.dtype[np.float32]]
+    metadata: Sequence[dict[str, Any] | None] | None = None
+    data: Sequence[str | None] | None = None
+
+
+# PostgreSQL's binary COPY format: a signature and header, then per row a field count and each
+# field as its length (-1 for NULL) and bytes, then a trailer.
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0"
+COPY_TRAILER = b"\xff\xff"
+_NULL = b"\xff\xff\xff\xff"
+_FIELDS = struct.pack(">h", 5)
+_int4 = struct.Struct(">i").pack
+
+
+def _text_field(value: str | None) -> bytes:
+    if value is None:
+        return _NULL
+    raw = value.encode()
+    return _int4(len(raw)) + raw
+
+
+def _jsonb_field(value: dict[str, Any] | None) -> bytes:
+    if value is None:
+        return _NULL
+    raw = b"\x01" + msgspec.json.encode(value)  # jsonb's binary form: version 1, then the text
+    return _int4(len(raw)) + raw
+
+
+def binary_copy_rows(batch: CopyBatch) -> bytes:
+    """The rows of ``batch`` in binary COPY format (id, namespace, embedding, metadata, data).
+
+    The vectors, the bulk of the bytes, are laid out by numpy in one go (pgvector's binary form:
+    int16 dimensions, int16 unused, big-endian float32s); per row only the short fields are
+    encoded in Python."""
+    n, dim = batch.vectors.shape
+    layout = np.dtype(
+        [("size", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (dim,))]
+    )
+    block = np.empty(n, dtype=layout)
+    block["size"] = layout.itemsize - 4
+    block["dim"] = dim
+    block["unused"] = 0
+    block["values"] = batch.vectors
+    vectors = memoryview(block.tobytes())
+    namespace = _text_field(batch.namespace)
+    metadata, data = batch.metadata, batch.data
+    parts: list[bytes | memoryview] = []
+    size = layout.itemsize
+    for i, rid in enumerate(batch.ids):
+        parts.append(_FIELDS + _text_field(rid) + namespace)
+        parts.append(vectors[i * size : (i + 1) * size])
+        parts.append(
+            (_NULL if metadata is None else _jsonb_field(metadata[i]))
+            + (_NULL if data is None else _text_field(data[i]))
+        )
+    return b"".join(parts)
+
+
+async def copy_in(conn: psycopg.AsyncConnection[Any], c: Collection, batch: CopyBatch) -> int:
+    """Binary COPY of a batch of rows; returns the count."""
     async with (
         conn.cursor() as cur,
         cur.copy(query("vectors", "copy_in", table=c.table_name)) as copy,
     ):
-        copy.set_types(["text", "text", "vector", "jsonb", "text"])
-        for row in rows:
-            await copy.write_row(row)
-            n += 1
-    return n
+        await copy.write(COPY_SIGNATURE + binary_copy_rows(batch) + COPY_TRAILER)
+    return len(batch.ids)
 
 
 async def load(
     db: Database,
     c: Collection,
-    batches: AsyncIterable[list[tuple[str, str, Any, Any, str | None]]],
+    batches: AsyncIterable[CopyBatch],
     *,
     defer_index: bool,
     progress: Callable[[int], None],
@@ -245,7 +303,7 @@ async def load(
                 await collections.drop_hnsw_index(conn, c)
             async for batch in batches:
                 total += await copy_in(conn, c, batch)
-                progress(len(batch))
+                progress(len(batch.ids))
             if defer_index:
                 await conn.execute(query("vectors", "index_build_memory"))
                 await collections.build_hnsw_index(conn, c)

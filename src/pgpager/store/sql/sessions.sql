@@ -3,12 +3,13 @@
 SELECT pg_advisory_xact_lock(hashtext('pgpager.handle_cap'), 0)
 
 -- name: insert_session
--- Nothing is inserted once %(cap)s handles are active (under lock_handle_cap).
+-- Nothing is inserted once %(cap)s handles are active (under lock_handle_cap). The owner
+-- (instance, cursor host backend, cursor name) is the cursor about to be declared.
 INSERT INTO pgpager.query_sessions
     (id, collection, namespace, query, phase, max_idle_s, max_lifetime_s, owner_instance,
-     api_key_id)
+     owner_pid, cursor_name, api_key_id)
 SELECT %(id)s, %(collection)s, %(namespace)s, %(query)s, %(phase)s, %(max_idle_s)s,
-       %(max_lifetime_s)s, %(owner_instance)s, %(api_key_id)s
+       %(max_lifetime_s)s, %(owner_instance)s, %(owner_pid)s, %(cursor_name)s, %(api_key_id)s
 WHERE (SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active') < %(cap)s
 RETURNING {columns}
 
@@ -51,7 +52,11 @@ LIMIT %(limit)s
 -- leave a dead version behind and make every later lookup slower. last_used_at is touched at
 -- most once a second, and at least every tenth of max_idle: idle times are never more than
 -- 10% (or 1 s) stale, so a handle used just within its max_idle never expires in use.
-WITH s AS (
+-- With %(sync_commit)s false (PGPAGER_DELIVERY_SYNC_COMMIT) this one statement's transaction
+-- does not wait for its WAL flush; every other write keeps the server's synchronous_commit.
+WITH durability AS (
+    SELECT set_config('synchronous_commit', 'off', true) WHERE NOT %(sync_commit)s
+), s AS (
     SELECT id FROM pgpager.query_sessions
     WHERE id = %(id)s AND state = 'active'
       AND pgpager.handle_overdue(created_at, last_used_at, max_idle_s, max_lifetime_s) IS NULL
@@ -69,7 +74,7 @@ WITH s AS (
     RETURNING q.id
 )
 SELECT EXISTS (SELECT 1 FROM s) AS active, array(SELECT row_id FROM ins) AS delivered,
-       (SELECT count(*) FROM touched) AS touched
+       (SELECT count(*) FROM touched) AS touched, (SELECT count(*) FROM durability) AS relaxed
 
 -- name: set_owner
 -- A new cursor for the handle (first declare, rehydration, or the switch to the exact phase).
