@@ -60,6 +60,11 @@ class QuerySession(Base):
             "state IN ('active', 'exhausted', 'stopped', 'expired')", name="state_known"
         ),
         CheckConstraint("phase IN ('index', 'exact')", name="phase_known"),
+        Index(
+            "query_sessions_active_idx",
+            "owner_instance",
+            postgresql_where="state = 'active'",
+        ),
         {"postgresql_with": {"fillfactor": 50}},
     )
 
