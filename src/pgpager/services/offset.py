@@ -6,11 +6,13 @@ pages of 10 equal one page of 100:
 
 - when the namespace and filter match at most ``flat_search_cutoff`` rows, the sequence is
   the exact order by (distance, id);
-- otherwise it is the HNSW index's stream (iterative scan in strict order, fixed
+- otherwise it is the HNSW index's stream (iterative scan in relaxed order, fixed
   ``ef_search`` and scan bounds: the same stream for every LIMIT/OFFSET, LIMIT only stops
-  pulling), followed by the rows the stream did not deliver in exact order. The stream can end
-  early (the scan bounds, rows strict order drops, a filter), so a short page is completed
-  from that exact tail: pages are full whenever enough rows match.
+  pulling) put in order by a re-sorting window (``pgpager.window``: nearest first, and a
+  position once decided never depends on how far the stream was read), followed by the rows
+  the sequence does not hold in exact order. The stream can end early (the scan bounds, a
+  filter) and the window leaves out rows found too late for their place, so a short page is
+  completed from that exact tail: pages are full whenever enough rows match.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pgpager.store.database import Database
 from pgpager.store.filters import compile_filter
 from pgpager.store.search import Hit, Include
 from pgpager.store.vectors import VectorOut
+from pgpager.window import needed, windowed
 
 # The scan bounds are fixed per server: they shape the stream, so they must not vary by page.
 # Generous enough that a deep unfiltered page rarely needs the exact tail.
@@ -120,19 +123,27 @@ class OffsetPages:
                     max_scan_tuples=max(MIN_SCAN_TUPLES, 4 * self.settings.query_maximum_results),
                     scan_mem_multiplier=SCAN_MEM_MULTIPLIER,
                 )
-                page = await pages.nearest_page(
-                    conn, c, q, ns, where, include, limit=limit, offset=offset, exact=False
-                )
+                # The stream through the window: offset + limit rows decided need a window
+                # more (more again for each row the window leaves out: re-read, it is the same
+                # stream). Ids and distances only; the page's own columns after.
+                depth = needed(offset + limit)
+                while True:
+                    streamed = await pages.nearest_page(
+                        conn, c, q, ns, where, NOTHING, limit=depth, offset=0, exact=False
+                    )
+                    decided, held = windowed((h.distance, h.id, h) for h in streamed)
+                    ended = len(streamed) < depth
+                    if ended or len(decided) >= offset + limit:
+                        break
+                    depth = needed(depth + 2 * (offset + limit - len(decided)))
+                order = decided + held if ended else decided
+                page = order[offset : offset + limit]
+                if page and include != NOTHING:
+                    page = await pages.hits_by_id(conn, c, q, ns, include, [h.id for h in page])
                 if len(page) == limit:
                     return page
-                # The stream ended before offset + limit: fetch its ids, then take the rest of the
-                # page from the exact order of the rows it did not deliver.
-                streamed = [
-                    h.id
-                    for h in await pages.nearest_page(
-                        conn, c, q, ns, where, NOTHING, limit=offset + limit, offset=0, exact=False
-                    )
-                ]
+                # The stream ended before offset + limit: the rest of the page comes from the
+                # exact order of the rows its sequence does not hold.
                 await pages.use_sort(conn)
                 tail = await pages.nearest_page(
                     conn,
@@ -142,9 +153,9 @@ class OffsetPages:
                     where,
                     include,
                     limit=limit - len(page),
-                    offset=max(0, offset - len(streamed)),
+                    offset=max(0, offset - len(order)),
                     exact=True,
-                    exclude=streamed,
+                    exclude=[h.id for h in order],
                 )
                 return page + tail
 

@@ -18,7 +18,17 @@ from pgpager.store.collections import Collection
 from pgpager.store.database import Database
 from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
-from pgpager.store.search import SKIP_IDS, SKIP_NOTHING, Hit, Include, floats, hit, nearest, params
+from pgpager.store.search import (
+    ONLY_IDS,
+    SKIP_IDS,
+    SKIP_NOTHING,
+    Hit,
+    Include,
+    floats,
+    hit,
+    nearest,
+    params,
+)
 from pgpager.store.vectors import VectorOut
 
 Conn = psycopg.AsyncConnection[Any]
@@ -94,6 +104,19 @@ async def nearest_page(
         },
     )
     return [hit(row) for row in await cur.fetchall()]
+
+
+async def hits_by_id(
+    conn: Conn, c: Collection, q: Vector, namespace: str, include: Include, ids: Sequence[str]
+) -> list[Hit]:
+    """The rows ``ids`` as hits for the query ``q``, with the columns ``include`` asks for, in
+    the order of ``ids`` (a page whose order was decided on ids and distances alone)."""
+    cur = await conn.execute(
+        nearest(c, include=include, exact=True, skip=ONLY_IDS),
+        {**params(c, q, namespace, None), "only_ids": list(ids)},
+    )
+    found = {h.id: h for h in (hit(row) for row in await cur.fetchall())}
+    return [found[i] for i in ids if i in found]
 
 
 async def list_page(

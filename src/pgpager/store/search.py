@@ -49,6 +49,8 @@ SKIP_DELIVERED_EACH = "skip_delivered_each"
 """Leave out what the handle ``%(session_id)s`` delivered, probing row by row (for a stream)."""
 SKIP_IDS = "skip_ids"
 """Leave out the ids in ``%(skip_ids)s``."""
+ONLY_IDS = "only_ids"
+"""Only the ids in ``%(only_ids)s``."""
 
 
 def nearest(

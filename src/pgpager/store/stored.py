@@ -9,6 +9,7 @@ Reading a page is a primary-key range read on ``(query_id, ordinal)``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
@@ -32,6 +33,7 @@ from pgpager.store.database import Database, connect, translated
 from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
 from pgpager.store.search import SKIP_IDS, SKIP_NOTHING, Include, nearest, params
+from pgpager.window import Window, needed
 
 log = logging.getLogger(__name__)
 
@@ -618,9 +620,9 @@ async def search_rows(
     """The ``limit`` nearest rows as chunks of JSON hits ({id, score, distance, ...}).
 
     Exact order when ``limit`` exceeds ``index_limit`` or the namespace and filter match at
-    most ``exact_above`` rows; otherwise the HNSW stream (iterative scan, strict order),
-    completed from the exact order of the rows it did not deliver if it ends early. One
-    snapshot for all of it.
+    most ``exact_above`` rows; otherwise the HNSW stream (iterative scan, relaxed order) through
+    the re-sorting window, as offset pages read it, completed from the exact order of the rows
+    it did not deliver if it ends early. One snapshot for all of it.
     """
     values = params(c, vector, namespace, where)
     conn = await connect(database_url)
@@ -641,20 +643,46 @@ async def search_rows(
                     max_scan_tuples=max_scan_tuples,
                     scan_mem_multiplier=2.0,
                 )
-            delivered: list[str] = []
-            async for chunk in _search_cursor(
-                conn, c, where, include, exact, SKIP_NOTHING, limit, values
-            ):
-                if not exact:
-                    delivered.extend(i.decode() for i, _ in chunk)
-                yield [j for _, j in chunk]
-            if not exact and len(delivered) < limit:
-                await pages.use_sort(conn)
-                tail = {**values, "skip_ids": delivered}
+            if exact:
                 async for chunk in _search_cursor(
-                    conn, c, where, include, True, SKIP_IDS, limit - len(delivered), tail
+                    conn, c, where, include, True, SKIP_NOTHING, limit, values
                 ):
-                    yield [j for _, j in chunk]
+                    yield [doc for _, doc, _ in chunk]
+                return
+            # The stream through the re-sorting window (pgpager.window), as offset pages read
+            # it, until ``limit`` rows are decided or the stream ends.
+            window: Window[tuple[str, bytes]] = Window()
+            sent: list[str] = []
+            # The first read is what ``limit`` rows need: past ef_search rows, HNSW searches again.
+            stream = _search_cursor(
+                conn, c, where, include, False, SKIP_NOTHING, None, values, needed(limit)
+            )
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    out: list[tuple[str, bytes]] = []
+                    for rid, doc, distance in chunk:
+                        key = rid.decode()
+                        decided = window.push(distance, key, (key, doc))
+                        if decided is not None:
+                            out.append(decided)
+                    out = out[: limit - len(sent)]
+                    sent += [key for key, _ in out]
+                    if out:
+                        yield [doc for _, doc in out]
+                    if len(sent) == limit:
+                        return
+            # The stream ended: what the window holds, then the exact order of the rest.
+            out = window.drain()[: limit - len(sent)]
+            sent += [key for key, _ in out]
+            if out:
+                yield [doc for _, doc in out]
+            if len(sent) < limit:
+                await pages.use_sort(conn)
+                tail = {**values, "skip_ids": sent}
+                async for chunk in _search_cursor(
+                    conn, c, where, include, True, SKIP_IDS, limit - len(sent), tail
+                ):
+                    yield [doc for _, doc, _ in chunk]
     except psycopg.Error as exc:
         raise _query_error(exc, timeout_ms) from exc
     finally:
@@ -668,22 +696,26 @@ async def _search_cursor(
     include: Include,
     exact: bool,
     skip: str,
-    limit: int,
+    limit: int | None,
     values: dict[str, Any],
-) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    first: int = FETCH_ROWS,
+) -> AsyncGenerator[list[tuple[bytes, bytes, float]], None]:
+    """(id, JSON hit, distance) per row: ``first`` rows, then chunks of FETCH_ROWS; ``limit``
+    None: no limit (an index stream read as far as it is fetched)."""
     select = nearest(c, include=include, where=where, exact=exact, skip=skip, limit_offset=True)
     declare = query("stored", "declare_search", nearest=select)
     async with conn.cursor() as cur:
         cur.adapters.register_loader("text", _RawText)
         await cur.execute(declare, {**values, "limit": limit, "offset": 0})
-        fetch = query("stored", "fetch", n=sql.Literal(FETCH_ROWS))
+        n = min(first, FETCH_ROWS)
         while True:
-            await cur.execute(fetch, binary=True)
+            await cur.execute(query("stored", "fetch", n=sql.Literal(n)), binary=True)
             rows = await cur.fetchall()
             if rows:
-                yield [(r[0], r[1]) for r in rows]
-            if len(rows) < FETCH_ROWS:
+                yield [(r[0], r[1], r[2]) for r in rows]
+            if len(rows) < n:
                 break
+            n = FETCH_ROWS
         await cur.execute("CLOSE pgpager_stored")
 
 

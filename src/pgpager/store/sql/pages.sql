@@ -4,7 +4,9 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
 -- name: use_hnsw
 -- Session settings of the approximate plan, local to the transaction. enable_sort = off makes
 -- the planner take the HNSW index scan at every LIMIT/OFFSET, so all pages read one stream.
-SELECT set_config('hnsw.iterative_scan', 'strict_order', true),
+-- Relaxed order: the rows strict order would drop come a little late instead, and the
+-- re-sorting window (pgpager.window) puts them back in place.
+SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
        set_config('hnsw.ef_search', %(ef_search)s, true),
        set_config('hnsw.max_scan_tuples', %(max_scan_tuples)s, true),
        set_config('hnsw.scan_mem_multiplier', %(scan_mem_multiplier)s, true),

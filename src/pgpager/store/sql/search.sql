@@ -65,6 +65,10 @@ NOT EXISTS (SELECT 1 FROM pgpager.query_session_rows s
 -- psycopg prepares the statement, where `<> ALL(array)` would scan the array for every row.
 NOT EXISTS (SELECT 1 FROM unnest(%(skip_ids)s::text[]) AS x(id) WHERE x.id = t.id)
 
+-- name: only_ids
+-- Just the rows in %(only_ids)s (a page whose order is already known): primary-key lookups.
+t.id = ANY(%(only_ids)s::text[])
+
 -- name: limit_offset
 LIMIT %(limit)s OFFSET %(offset)s
 

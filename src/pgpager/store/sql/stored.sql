@@ -214,7 +214,8 @@ SELECT h.id,
         || CASE WHEN h.metadata IS NULL THEN '{{}}'::jsonb
                 ELSE jsonb_build_object('metadata', h.metadata) END
         || CASE WHEN h.data IS NULL THEN '{{}}'::jsonb
-                ELSE jsonb_build_object('data', h.data) END)::text
+                ELSE jsonb_build_object('data', h.data) END)::text,
+       h.distance
 FROM ({nearest}) AS h
 
 -- name: fetch
