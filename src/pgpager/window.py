@@ -37,9 +37,16 @@ def held(given: int) -> int:
 
 
 def needed(decided: int) -> int:
-    """Rows of the stream to read for ``decided`` rows of the sequence (more when the window
-    leaves rows out)."""
+    """Rows of the stream to read for ``decided`` rows of the sequence when the window leaves
+    none out."""
     return decided + held(max(0, decided - 1))
+
+
+def enough(decided: int) -> int:
+    """Rows of the stream to read at once for ``decided`` rows of the sequence: ``needed`` and
+    5% more for the rows the window leaves out (about 1% on the measured sets), so that a deep
+    page rarely reads the stream twice. A page of 10 still reads 40 rows."""
+    return needed(decided) + decided // 20
 
 
 class Window(Generic[T]):

@@ -28,9 +28,9 @@ from pgpager.settings import Settings
 from pgpager.store import collections, pages
 from pgpager.store.database import Database
 from pgpager.store.filters import compile_filter
-from pgpager.store.search import Hit, Include
+from pgpager.store.search import Hit, Include, hit
 from pgpager.store.vectors import VectorOut
-from pgpager.window import needed, windowed
+from pgpager.window import enough, windowed
 
 # The scan bounds are fixed per server: they shape the stream, so they must not vary by page.
 # Generous enough that a deep unfiltered page rarely needs the exact tail.
@@ -124,20 +124,19 @@ class OffsetPages:
                     scan_mem_multiplier=SCAN_MEM_MULTIPLIER,
                 )
                 # The stream through the window: offset + limit rows decided need a window
-                # more (more again for each row the window leaves out: re-read, it is the same
-                # stream). Ids and distances only; the page's own columns after.
-                depth = needed(offset + limit)
+                # more, and more again for each row the window leaves out (``enough`` reads a
+                # margin; past it the stream is read again: the same stream). Ids, distances and
+                # scores only; the page's own columns after.
+                depth = enough(offset + limit)
                 while True:
-                    streamed = await pages.nearest_page(
-                        conn, c, q, ns, where, NOTHING, limit=depth, offset=0, exact=False
-                    )
-                    decided, held = windowed((h.distance, h.id, h) for h in streamed)
+                    streamed = await pages.stream_head(conn, c, q, ns, where, depth)
+                    decided, held = windowed((r[1], r[0], r) for r in streamed)
                     ended = len(streamed) < depth
                     if ended or len(decided) >= offset + limit:
                         break
-                    depth = needed(depth + 2 * (offset + limit - len(decided)))
-                order = decided + held if ended else decided
-                page = order[offset : offset + limit]
+                    depth = enough(depth + 4 * (offset + limit - len(decided)))
+                sequence = decided + held if ended else decided
+                page = [hit(r) for r in sequence[offset : offset + limit]]
                 if page and include != NOTHING:
                     page = await pages.hits_by_id(conn, c, q, ns, include, [h.id for h in page])
                 if len(page) == limit:
@@ -153,9 +152,9 @@ class OffsetPages:
                     where,
                     include,
                     limit=limit - len(page),
-                    offset=max(0, offset - len(order)),
+                    offset=max(0, offset - len(sequence)),
                     exact=True,
-                    exclude=[h.id for h in order],
+                    exclude=[r[0] for r in sequence],
                 )
                 return page + tail
 

@@ -31,6 +31,8 @@ from pgpager.store.search import (
 )
 from pgpager.store.vectors import VectorOut
 
+NO_COLUMNS = Include()
+
 Conn = psycopg.AsyncConnection[Any]
 Vector = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -104,6 +106,18 @@ async def nearest_page(
         },
     )
     return [hit(row) for row in await cur.fetchall()]
+
+
+async def stream_head(
+    conn: Conn, c: Collection, q: Vector, namespace: str, where: CompiledFilter, limit: int
+) -> list[tuple[Any, ...]]:
+    """The first ``limit`` rows of the index's stream as raw (id, distance, score, ...) tuples:
+    a deep page orders thousands of them and keeps ten."""
+    cur = await conn.execute(
+        nearest(c, include=NO_COLUMNS, where=where, skip=SKIP_NOTHING, limit_offset=True),
+        {**params(c, q, namespace, where), "limit": limit, "offset": 0},
+    )
+    return await cur.fetchall()
 
 
 async def hits_by_id(

@@ -33,7 +33,7 @@ from pgpager.store.database import Database, connect, translated
 from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
 from pgpager.store.search import SKIP_IDS, SKIP_NOTHING, Include, nearest, params
-from pgpager.window import Window, needed
+from pgpager.window import Window, enough
 
 log = logging.getLogger(__name__)
 
@@ -655,7 +655,7 @@ async def search_rows(
             sent: list[str] = []
             # The first read is what ``limit`` rows need: past ef_search rows, HNSW searches again.
             stream = _search_cursor(
-                conn, c, where, include, False, SKIP_NOTHING, None, values, needed(limit)
+                conn, c, where, include, False, SKIP_NOTHING, None, values, enough(limit), 1000
             )
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
@@ -699,8 +699,9 @@ async def _search_cursor(
     limit: int | None,
     values: dict[str, Any],
     first: int = FETCH_ROWS,
+    then: int = FETCH_ROWS,
 ) -> AsyncGenerator[list[tuple[bytes, bytes, float]], None]:
-    """(id, JSON hit, distance) per row: ``first`` rows, then chunks of FETCH_ROWS; ``limit``
+    """(id, JSON hit, distance) per row: ``first`` rows, then chunks of ``then``; ``limit``
     None: no limit (an index stream read as far as it is fetched)."""
     select = nearest(c, include=include, where=where, exact=exact, skip=skip, limit_offset=True)
     declare = query("stored", "declare_search", nearest=select)
@@ -715,7 +716,7 @@ async def _search_cursor(
                 yield [(r[0], r[1], r[2]) for r in rows]
             if len(rows) < n:
                 break
-            n = FETCH_ROWS
+            n = min(then, FETCH_ROWS)
         await cur.execute("CLOSE pgpager_stored")
 
 
