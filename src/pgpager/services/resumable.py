@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from psycopg import sql
 
-from pgpager import metrics
+from pgpager import metrics, window
 from pgpager.cursors import CursorHost, CursorHosts, CursorLost, new_cursor_name
 from pgpager.errors import HandleClosed, HandleNotFound, InvalidRequest, TooManyHandles
 from pgpager.services import validation
@@ -304,8 +304,10 @@ class ResumableQueries:
             c,
             rehydrate=False,
             position=0,
-            # Not more than the window: rows past the first HNSW search cost the most.
-            prefetch=top_k + WINDOW,
+            # The first page is the nearest top_k of what one HNSW search finds (ef_search
+            # rows; a row past them starts a second search, which costs about as much again),
+            # with at least a head window (pgpager.window) behind it.
+            prefetch=max(top_k + window.WINDOW, self.settings.hnsw_ef_search),
             record_owner=False,
         )
         first: list[Hit] = []
