@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
 from pgpager.errors import InvalidRequest
+from pgpager.store.vectors import CopyBatch, _vectors_only_rows, binary_copy_rows
 
 Client = AsyncTestClient[Any]
 
@@ -97,3 +100,34 @@ async def test_a_jsonl_number_too_large_for_a_float_is_named(
     await create(client, collection_name, 3)
     with pytest.raises(InvalidRequest, match=r"big.jsonl:1: vector\[0\] = 10+ is not a finite"):
         await client.app.state.runtime.loader.load(collection_name, path)
+
+
+@given(
+    ids=st.lists(
+        st.one_of(
+            st.integers(0, 10**7).map(str),
+            st.text(
+                st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12
+            ),
+        ),
+        min_size=1,
+        max_size=300,
+        unique=True,
+    ),
+    namespace=st.sampled_from(["", "n1", "ü-space"]),
+    dim=st.integers(1, 9),
+)
+def test_rows_laid_out_by_numpy_are_the_bytes_of_the_row_loop(
+    ids: list[str], namespace: str, dim: int
+) -> None:
+    """A .npy load lays whole rows out with numpy; the bytes are those of the row-by-row
+    encoder (which rows with metadata take)."""
+    vectors = np.random.default_rng(len(ids)).standard_normal((len(ids), dim)).astype(np.float32)
+    fast = binary_copy_rows(CopyBatch(ids, namespace, vectors))
+    loop = binary_copy_rows(CopyBatch(ids, namespace, vectors, metadata=[None] * len(ids)))
+    assert fast == loop
+
+
+def test_row_number_ids_take_the_numpy_layout() -> None:
+    ids = [str(i) for i in range(2000)]
+    assert _vectors_only_rows(CopyBatch(ids, "", np.zeros((2000, 4), np.float32))) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
@@ -250,7 +251,12 @@ def binary_copy_rows(batch: CopyBatch) -> bytes:
 
     The vectors, the bulk of the bytes, are laid out by numpy in one go (pgvector's binary form:
     int16 dimensions, int16 unused, big-endian float32s); per row only the short fields are
-    encoded in Python."""
+    encoded in Python, unless there are none but ASCII ids (a ``.npy`` load): then whole rows
+    are laid out by numpy, a run of ids of one length at a time."""
+    if batch.metadata is None and batch.data is None:
+        laid_out = _vectors_only_rows(batch)
+        if laid_out is not None:
+            return laid_out
     n, dim = batch.vectors.shape
     layout = np.dtype(
         [("size", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (dim,))]
@@ -283,6 +289,55 @@ async def copy_in(conn: psycopg.AsyncConnection[Any], c: Collection, batch: Copy
     ):
         await copy.write(COPY_SIGNATURE + binary_copy_rows(batch) + COPY_TRAILER)
     return len(batch.ids)
+
+
+def _vectors_only_rows(batch: CopyBatch) -> bytes | None:
+    """``binary_copy_rows`` for rows with no metadata and no data, by numpy; None where that
+    does not pay (ids that are not ASCII, or whose lengths change every few rows)."""
+    n, dim = batch.vectors.shape
+    try:
+        ids = np.array(batch.ids, dtype=np.bytes_)
+    except UnicodeEncodeError:
+        return None
+    lengths = np.char.str_len(ids)
+    starts = [0, *(np.flatnonzero(np.diff(lengths)) + 1).tolist()]
+    if len(starts) > max(8, n // 100):
+        return None
+    ns = batch.namespace.encode()
+    parts: list[bytes] = []
+    for a, b in itertools.pairwise([*starts, n]):
+        size = int(lengths[a])
+        fields: list[tuple[Any, ...]] = [
+            ("fields", ">i2"),
+            ("id_size", ">i4"),
+            ("id", f"S{size}"),
+            ("ns_size", ">i4"),
+        ]
+        if ns:
+            fields.append(("ns", f"S{len(ns)}"))
+        fields += [
+            ("vector_size", ">i4"),
+            ("dim", ">i2"),
+            ("unused", ">i2"),
+            ("values", ">f4", (dim,)),
+            ("metadata", ">i4"),
+            ("data", ">i4"),
+        ]
+        rows = np.empty(b - a, dtype=np.dtype(fields))
+        rows["fields"] = 5
+        rows["id_size"] = size
+        rows["id"] = ids[a:b]
+        rows["ns_size"] = len(ns)
+        if ns:
+            rows["ns"] = ns
+        rows["vector_size"] = 4 + 4 * dim
+        rows["dim"] = dim
+        rows["unused"] = 0
+        rows["values"] = batch.vectors[a:b]
+        rows["metadata"] = -1
+        rows["data"] = -1
+        parts.append(rows.tobytes())
+    return b"".join(parts)
 
 
 async def load(
