@@ -30,7 +30,7 @@ from pgpager.store.database import Database
 from pgpager.store.filters import compile_filter
 from pgpager.store.search import Hit, Include, hit
 from pgpager.store.vectors import VectorOut
-from pgpager.window import enough, windowed
+from pgpager.window import Window, enough
 
 # The scan bounds are fixed per server: they shape the stream, so they must not vary by page.
 # Generous enough that a deep unfiltered page rarely needs the exact tail.
@@ -123,19 +123,25 @@ class OffsetPages:
                     max_scan_tuples=max(MIN_SCAN_TUPLES, 4 * self.settings.query_maximum_results),
                     scan_mem_multiplier=SCAN_MEM_MULTIPLIER,
                 )
-                # The stream through the window: offset + limit rows decided need a window
-                # more, and more again for each row the window leaves out (``enough`` reads a
-                # margin; past it the stream is read again: the same stream). Ids, distances and
+                # The stream through the window, until offset + limit rows are decided: a
+                # window more, and more again for each row the window leaves out (``enough``
+                # reads a margin at once; the cursor reads on from there). Ids, distances and
                 # scores only; the page's own columns after.
-                depth = enough(offset + limit)
-                while True:
-                    streamed = await pages.stream_head(conn, c, q, ns, where, depth)
-                    decided, held = windowed((r[1], r[0], r) for r in streamed)
-                    ended = len(streamed) < depth
-                    if ended or len(decided) >= offset + limit:
-                        break
-                    depth = enough(depth + 4 * (offset + limit - len(decided)))
-                sequence = decided + held if ended else decided
+                want = offset + limit
+                stream = pages.IndexStream(conn, c, q, ns, where)
+                window: Window[tuple[Any, ...]] = Window()
+                decided: list[tuple[Any, ...]] = []
+                ended = False
+                step = enough(want)
+                while len(decided) < want and not ended:
+                    rows = await stream.fetch(step)
+                    ended = len(rows) < step
+                    for r in rows:
+                        out = window.push(r[1], r[0], r)
+                        if out is not None:
+                            decided.append(out)
+                    step = max(1000, 2 * (want - len(decided)))
+                sequence = decided + window.drain() if ended else decided
                 page = [hit(r) for r in sequence[offset : offset + limit]]
                 if page and include != NOTHING:
                     page = await pages.hits_by_id(conn, c, q, ns, include, [h.id for h in page])

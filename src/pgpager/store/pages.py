@@ -108,16 +108,31 @@ async def nearest_page(
     return [hit(row) for row in await cur.fetchall()]
 
 
-async def stream_head(
-    conn: Conn, c: Collection, q: Vector, namespace: str, where: CompiledFilter, limit: int
-) -> list[tuple[Any, ...]]:
-    """The first ``limit`` rows of the index's stream as raw (id, distance, score, ...) tuples:
-    a deep page orders thousands of them and keeps ten."""
-    cur = await conn.execute(
-        nearest(c, include=NO_COLUMNS, where=where, skip=SKIP_NOTHING, limit_offset=True),
-        {**params(c, q, namespace, where), "limit": limit, "offset": 0},
-    )
-    return await cur.fetchall()
+class IndexStream:
+    """The index's stream as raw (id, distance, score, ...) tuples, read as far as it is
+    fetched: a cursor in the page's transaction, so reading further never reads again what was
+    read (the first fetch goes with the DECLARE, one round trip)."""
+
+    def __init__(
+        self, conn: Conn, c: Collection, q: Vector, namespace: str, where: CompiledFilter
+    ) -> None:
+        self.conn = conn
+        self.select = nearest(c, include=NO_COLUMNS, where=where, skip=SKIP_NOTHING)
+        self.params = params(c, q, namespace, where)
+        self.declared = False
+
+    async def fetch(self, n: int) -> list[tuple[Any, ...]]:
+        fetch = query("pages", "fetch_stream", n=sql.Literal(int(n)))
+        if self.declared:
+            cur = await self.conn.execute(fetch)
+            return await cur.fetchall()
+        async with self.conn.pipeline():
+            await self.conn.execute(
+                query("pages", "declare_stream", nearest=self.select), self.params
+            )
+            cur = await self.conn.execute(fetch)
+        self.declared = True
+        return await cur.fetchall()
 
 
 async def hits_by_id(

@@ -12,6 +12,13 @@ SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
        set_config('hnsw.scan_mem_multiplier', %(scan_mem_multiplier)s, true),
        set_config('enable_sort', 'off', true)
 
+-- name: declare_stream
+-- The HNSW stream of an offset page (pages.IndexStream), read as far as it is fetched.
+DECLARE pgpager_offset_stream NO SCROLL CURSOR FOR {nearest}
+
+-- name: fetch_stream
+FETCH FORWARD {n} FROM pgpager_offset_stream
+
 -- name: use_sort
 SELECT set_config('enable_sort', 'on', true)
 
