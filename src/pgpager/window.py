@@ -64,6 +64,11 @@ class Window(Generic[T]):
             return self._out(heapq.heappop(self._heap))
         return None
 
+    def feed(self, rows: Iterable[tuple[float, str, T]]) -> list[T]:
+        """``push`` each (distance, id, item) of ``rows``; the items given out, in order."""
+        out = (self.push(distance, rid, item) for distance, rid, item in rows)
+        return [item for item in out if item is not None]
+
     def drain(self) -> list[T]:
         """The rows still held, nearest first: the end of the sequence once the stream ended."""
         out = (self._out(heapq.heappop(self._heap)) for _ in range(len(self._heap)))
@@ -81,9 +86,4 @@ def windowed(rows: Iterable[tuple[float, str, T]]) -> tuple[list[T], list[T]]:
     """The rows of a stream in window order: (decided, held). ``decided`` never changes as the
     stream goes on; ``held`` follows it only when the stream has ended."""
     window: Window[T] = Window()
-    decided = []
-    for distance, rid, item in rows:
-        out = window.push(distance, rid, item)
-        if out is not None:
-            decided.append(out)
-    return decided, window.drain()
+    return window.feed(rows), window.drain()

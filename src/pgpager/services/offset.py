@@ -136,10 +136,7 @@ class OffsetPages:
                 while len(decided) < want and not ended:
                     rows = await stream.fetch(step)
                     ended = len(rows) < step
-                    for r in rows:
-                        out = window.push(r[1], r[0], r)
-                        if out is not None:
-                            decided.append(out)
+                    decided += window.feed((r[1], r[0], r) for r in rows)
                     step = max(1000, 2 * (want - len(decided)))
                 sequence = decided + window.drain() if ended else decided
                 page = [hit(r) for r in sequence[offset : offset + limit]]

@@ -659,12 +659,8 @@ async def search_rows(
             )
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
-                    out: list[tuple[str, bytes]] = []
-                    for rid, doc, distance in chunk:
-                        key = rid.decode()
-                        decided = window.push(distance, key, (key, doc))
-                        if decided is not None:
-                            out.append(decided)
+                    keyed = ((rid.decode(), doc, distance) for rid, doc, distance in chunk)
+                    out = window.feed((d, key, (key, doc)) for key, doc, d in keyed)
                     out = out[: limit - len(sent)]
                     sent += [key for key, _ in out]
                     if out:
