@@ -133,7 +133,7 @@ def test_busy_port_is_one_line_before_the_database_starts() -> None:
 def test_unreachable_database_is_one_line(url: str) -> None:
     r = subprocess.run(
         [*PGPAGER, "serve"],
-        env=env(PGPAGER_DATABASE_URL=url),
+        env=env(PGPAGER_DATABASE_URL=url, PGPAGER_PORT=str(free_port())),
         capture_output=True,
         text=True,
         timeout=60,
