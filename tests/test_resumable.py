@@ -165,6 +165,48 @@ async def test_iterates_everything_exactly_once(
     assert status["state"] == "exhausted" and status["position"] == n
 
 
+async def test_exact_phase_reads_ahead(client: Client, collection_name: str, pg_url: str) -> None:
+    """In the exact phase a `next` finds its rows read ahead by an earlier call: fifteen pages
+    of 10 read the cursor three times, not fifteen; the rows stay in exact order, each once, and
+    the page that delivers the last rows says so."""
+    n, dim = 200, 8
+    data = clustered(n, dim, seed=9)
+    await create(client, collection_name, dim)
+    load(pg_url, collection_name, data)
+    q = data[3] + 0.01
+    hosts = client.app.state.runtime.resumable.hosts.hosts
+    reads: list[int] = []
+    for host in hosts:
+        fetch = host.fetch
+
+        async def counted(name: str, count: int, fetch: Any = fetch) -> Any:
+            reads.append(count)
+            return await fetch(name, count)
+
+        host.fetch = counted  # type: ignore[method-assign]
+    body = (await start(client, collection_name, q.tolist(), top_k=10)).json()
+    handle = body["handle"]
+    status = (await client.get(f"/v1/resumable-queries/{handle}")).json()
+    assert status["phase"] == "exact", "a collection below the cutoff starts in the exact phase"
+    got = [x["id"] for x in body["results"]]
+    reads.clear()
+    for _ in range(15):
+        r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 10})
+        got += [x["id"] for x in r.json()["results"]]
+    assert len(reads) <= 3, reads
+    assert got == exact_order(pg_url, collection_name, q)[:160]
+    states = []
+    while True:
+        r = await client.post(f"/v1/resumable-queries/{handle}/next", json={"additional_k": 10})
+        page = r.json()
+        got += [x["id"] for x in page["results"]]
+        states.append((len(page["results"]), page["state"]))
+        if page["state"] != "active":
+            break
+    assert got == exact_order(pg_url, collection_name, q)
+    assert states == [(10, "active")] * 3 + [(10, "exhausted")]
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot_product"])
 async def test_recall_of_concatenated_pages(
     make_client: Any, collection_name: str, pg_url: str, metric: str

@@ -58,8 +58,9 @@ WINDOW = 64
 # The index phase serves at least this many rows (where HNSW order is near exact), whatever
 # the share of the collection that is.
 MIN_INDEX_ROWS = 1000
-# Rows read beyond the window whenever the cursor is read: most `next` calls then find their
-# rows already here and cost one round trip (the delivery record) instead of two.
+# Rows read beyond what a call needs (and beyond the window, in the index phase) whenever the
+# cursor is read: most `next` calls then find their rows already here and cost one round trip
+# (the delivery record) instead of two.
 READ_AHEAD = 64
 
 
@@ -77,7 +78,7 @@ class LiveCursor:
     position: int
     buffer: list[Hit] = field(default_factory=list)
     ended: bool = False
-    """The cursor has no more rows (known from a read made with the DECLARE)."""
+    """The cursor has no more rows (known from a read: buffered rows may still be due)."""
 
     @property
     def valid(self) -> bool:
@@ -653,8 +654,14 @@ class ResumableQueries:
     async def _read(self, live: LiveCursor, need: int) -> tuple[list[Hit], bool]:
         """Up to ``need`` rows in distance order, and whether the cursor has ended."""
         if live.phase == "exact":
-            rows = await live.host.fetch(live.name, need)
-            return [hit(r) for r in rows], len(rows) < need
+            # Exact order needs no window; reading ahead still saves the round trip.
+            if len(live.buffer) < need and not live.ended:
+                want = need - len(live.buffer) + READ_AHEAD
+                rows = await live.host.fetch(live.name, want)
+                live.buffer.extend(hit(r) for r in rows)
+                live.ended = len(rows) < want
+            batch, live.buffer = live.buffer[:need], live.buffer[need:]
+            return batch, live.ended and not live.buffer
         want = need + WINDOW - len(live.buffer)
         ended = live.ended
         if want > 0 and not ended:
