@@ -232,6 +232,12 @@ class Settings:
         "fraction of a second of records, and the rows of those pages may come again.",
         True,
     )
+    http_fast_next: bool = _doc(
+        "Serve a resumable query's next ahead of the web framework's routing (same auth, body, "
+        "answer and errors; about 0.1 ms less per call). false: through the framework like "
+        "every other route.",
+        True,
+    )
     sweep_interval_s: float = _doc("Seconds between sweeper ticks.", 10.0)
     sweep_batch_size: int = _doc("Most handles or stored queries one sweeper tick acts on.", 500)
     closed_handle_retention_s: int = _doc(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from litestar import Litestar, Request, Response, Router
@@ -16,6 +17,7 @@ from litestar.routes import HTTPRoute
 from pgpager import __version__
 from pgpager.http.auth import auth_guard
 from pgpager.http.errors import EXCEPTION_HANDLERS
+from pgpager.http.fast import FastNext
 from pgpager.http.openapi import document_errors
 from pgpager.http.request import StrictRequest
 from pgpager.http.routes.admin import AdminHandlesController, whoami
@@ -57,7 +59,22 @@ def _provider(name: str) -> Provide:
     return Provide(provide, sync_to_thread=False)
 
 
-def create_app(settings: Settings, database_url: str) -> Litestar:
+class App(Litestar):
+    """The Litestar app, with ``next`` served ahead of its routing (``pgpager.http.fast``)."""
+
+    fast_next: FastNext | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        fast = self.fast_next
+        if fast is not None:
+            handle = fast.claims(scope)
+            if handle is not None:
+                await fast.serve(handle, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings, database_url: str) -> App:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with Runtime.open(settings, database_url, serve=True) as runtime:
@@ -65,7 +82,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             yield
 
     allowed: dict[str, str] = {}  # path template -> its methods, filled once the app is built
-    app = Litestar(
+    app = App(
         route_handlers=[
             CollectionsController,
             list_models,
@@ -116,6 +133,8 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         debug=False,
     )
     document_errors(app)
+    if settings.http_fast_next:
+        app.fast_next = FastNext(partial(Litestar.__call__, app), app.state, settings.instance_id)
     for route in app.routes:
         if isinstance(route, HTTPRoute):
             allow = ", ".join(sorted(route.methods))

@@ -1,0 +1,127 @@
+"""The hot path: a resumable ``next`` served before Litestar routes it.
+
+A ``next`` is the call a client makes hundreds of times per handle, and Litestar's routing,
+guard, dependency injection and response building cost about 0.13 ms of CPU per request here
+(measured on a bare handler, the same shape, under uvicorn): a fifth of a ``next``'s server CPU.
+``FastNext`` serves a well-formed, authorized ``POST /v1/resumable-queries/{handle}/next``
+directly: the same auth, the same strict body struct, the same service call, the same
+response. Anything else it is not sure of (another path, an empty, oversized or invalid body, a
+refused key) goes to Litestar unchanged, with the body replayed, so every error a request can
+get before the service runs is Litestar's own. Errors of the call itself get the one error
+shape (``pgpager.http.errors``). The Litestar route stays: it documents the call in OpenAPI
+and serves it when ``PGPAGER_HTTP_FAST_NEXT`` is false.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import msgspec
+
+from pgpager.errors import PgpagerError
+from pgpager.http.errors import error_body, retry_after
+from pgpager.http.routes.resumable import NextBatch, PageOut
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+NEXT_PATH = re.compile(r"/v1/resumable-queries/([^/]+)/next")
+# A next body is a few bytes; a bigger one is left to Litestar (and its size limit).
+MAX_BODY = 4096
+_JSON = b"application/json"
+
+
+class FastNext:
+    """Serves ``next`` for the app whose ``state`` holds the runtime; ``fallback`` is the
+    Litestar app's own ASGI entry (see the module docstring)."""
+
+    def __init__(self, fallback: ASGIApp, state: Any, instance_id: str) -> None:
+        self.app = fallback
+        self.state = state
+        self.instance = instance_id.encode()
+        self.encode = msgspec.json.Encoder().encode
+
+    @staticmethod
+    def claims(scope: Scope) -> str | None:
+        """The handle of a ``next`` request, None for any other request."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        found = NEXT_PATH.fullmatch(scope["path"])
+        return None if found is None else found.group(1)
+
+    async def serve(self, handle: str, scope: Scope, receive: Receive, send: Send) -> None:
+        read: list[Message] = []
+        body = b""
+        while True:
+            message = await receive()
+            read.append(message)
+            if message["type"] != "http.request":
+                return await self._to_litestar(scope, read, receive, send)
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY:
+                return await self._to_litestar(scope, read, receive, send)
+            if not message.get("more_body", False):
+                break
+        runtime: Any = getattr(self.state, "runtime", None)
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+        try:
+            principal = runtime.auth.authenticate(authorization)
+            principal.require("read")
+            k = msgspec.json.decode(body, type=NextBatch).additional_k
+        except Exception:
+            # No key, a wrong one, a body Litestar words its own way: its answer, not ours.
+            return await self._to_litestar(scope, read, receive, send)
+        try:
+            page = await runtime.resumable.next(handle, k, principal.key_id)
+            payload = self.encode(PageOut.of(page))
+        except PgpagerError as exc:
+            if exc.status >= 500:
+                log.error("POST %s failed: %s", scope["path"], exc.message)
+            headers = retry_after(exc) or {}
+            extra = [(n.lower().encode(), v.encode()) for n, v in headers.items()]
+            payload = self.encode(error_body(exc.code, exc.message, exc.detail))
+            return await self._respond(send, exc.status, payload, extra, instance=False)
+        except Exception:
+            log.exception("POST %s: unexpected error", scope["path"])
+            payload = self.encode(
+                error_body("internal_error", "internal error; this is a bug, see the server log")
+            )
+            return await self._respond(send, 500, payload, [], instance=False)
+        await self._respond(send, 200, payload, [], instance=True)
+
+    async def _respond(
+        self,
+        send: Send,
+        status: int,
+        payload: bytes,
+        extra: list[tuple[bytes, bytes]],
+        *,
+        instance: bool,
+    ) -> None:
+        # The headers Litestar sends for the same answer, in its order.
+        head = [(b"x-pgpager-instance", self.instance)] if instance else []
+        head += [*extra, (b"content-type", _JSON), (b"content-length", b"%d" % len(payload))]
+        await send({"type": "http.response.start", "status": status, "headers": head})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _to_litestar(
+        self, scope: Scope, read: list[Message], receive: Receive, send: Send
+    ) -> None:
+        """Hand the request to Litestar with the messages already read replayed first."""
+        pending = list(read)
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        await self.app(scope, replay, send)
