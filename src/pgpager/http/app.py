@@ -60,18 +60,33 @@ def _provider(name: str) -> Provide:
 
 
 class App(Litestar):
-    """The Litestar app, with ``next`` served ahead of its routing (``pgpager.http.fast``)."""
+    """The Litestar app, with ``next`` served ahead of its routing (``pgpager.http.fast``),
+    and ``X-Pgpager-Instance`` on every HTTP response, errors included (Litestar adds an
+    app's response headers only to what a route handler returns; a load balancer keeping a
+    handle on one instance needs it on a 404 or a 503 as much)."""
 
     fast_next: FastNext | None = None
+    instance_header: tuple[bytes, bytes] = (b"x-pgpager-instance", b"")
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
         fast = self.fast_next
         if fast is not None:
             handle = fast.claims(scope)
             if handle is not None:
-                await fast.serve(handle, scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+                return await fast.serve(handle, scope, receive, send)
+        await self.routed(scope, receive, send)
+
+    async def routed(self, scope: Any, receive: Any, send: Any) -> None:
+        """An HTTP request through Litestar's routing (also the fast path's fallback)."""
+        await super().__call__(scope, receive, partial(self._send_with_instance, send))
+
+    async def _send_with_instance(self, send: Any, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), self.instance_header]
+            message = {**message, "headers": headers}
+        await send(message)
 
 
 def create_app(settings: Settings, database_url: str) -> App:
@@ -103,9 +118,11 @@ def create_app(settings: Settings, database_url: str) -> App:
         dependencies={name: _provider(name) for name in SERVICES},
         guards=[auth_guard],
         response_headers=[
+            # Set by App on every response; here for the OpenAPI document only (Litestar
+            # resolves a handler's headers once, so two apps in one process shared a value).
             ResponseHeader(
                 name=INSTANCE_HEADER,
-                value=settings.instance_id,
+                documentation_only=True,
                 description="The pgpager instance that answered (PGPAGER_INSTANCE_ID).",
             )
         ],
@@ -133,8 +150,9 @@ def create_app(settings: Settings, database_url: str) -> App:
         debug=False,
     )
     document_errors(app)
+    app.instance_header = (INSTANCE_HEADER.lower().encode(), settings.instance_id.encode())
     if settings.http_fast_next:
-        app.fast_next = FastNext(partial(Litestar.__call__, app), app.state, settings.instance_id)
+        app.fast_next = FastNext(app.routed, app.state, settings.instance_id)
     for route in app.routes:
         if isinstance(route, HTTPRoute):
             allow = ", ".join(sorted(route.methods))

@@ -91,14 +91,14 @@ class FastNext:
             headers = retry_after(exc) or {}
             extra = [(n.lower().encode(), v.encode()) for n, v in headers.items()]
             payload = self.encode(error_body(exc.code, exc.message, exc.detail))
-            return await self._respond(send, exc.status, payload, extra, instance=False)
+            return await self._respond(send, exc.status, payload, extra)
         except Exception:
             log.exception("POST %s: unexpected error", scope["path"])
             payload = self.encode(
                 error_body("internal_error", "internal error; this is a bug, see the server log")
             )
-            return await self._respond(send, 500, payload, [], instance=False)
-        await self._respond(send, 200, payload, [], instance=True)
+            return await self._respond(send, 500, payload, [])
+        await self._respond(send, 200, payload, [])
 
     async def _respond(
         self,
@@ -106,12 +106,13 @@ class FastNext:
         status: int,
         payload: bytes,
         extra: list[tuple[bytes, bytes]],
-        *,
-        instance: bool,
     ) -> None:
-        # The headers Litestar sends for the same answer, in its order.
-        head = [(b"x-pgpager-instance", self.instance)] if instance else []
-        head += [*extra, (b"content-type", _JSON), (b"content-length", b"%d" % len(payload))]
+        head = [
+            (b"x-pgpager-instance", self.instance),
+            *extra,
+            (b"content-type", _JSON),
+            (b"content-length", b"%d" % len(payload)),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": payload})
 
