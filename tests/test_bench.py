@@ -83,6 +83,9 @@ def test_quick_bench_completes_with_well_formed_results(
             assert latency[method]["depths"][depth]["p50_ms"] > 0
     for method in ("offset_search", "stored_query_pages"):
         assert "available" in latency[method]
+    commit = results["floors"]["durable_commit"]
+    assert commit["n"] == 500 and commit["p50_ms"] > 0
+    assert "durable commit of a page's ids" in proc.stdout
 
     assert [t["clients"] for t in results["throughput"]] == results["parameters"]["clients"]
     assert all(t["requests"] > 0 for t in results["throughput"])
@@ -120,8 +123,13 @@ def test_quick_bench_completes_with_well_formed_results(
         active = conn.execute(
             "SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active'"
         ).fetchone()
+        # Nor the floor's scratch table.
+        scratch = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pgpager_bench_commit_floor%'"
+        ).fetchone()
     assert left == (0,)
     assert active == (0,)
+    assert scratch == (0,)
 
 
 async def test_the_text_section_is_skipped_with_a_note_without_a_model(

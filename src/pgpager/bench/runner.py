@@ -409,6 +409,9 @@ class Bench:
                 until=cfg.until,
             )
         latency["sql_fetch"] = {"available": True, "depths": by_depth(floor, cfg)}
+        with self.steps.section("commit", "durable commit of a page's ids (floor)", 1):
+            commits = db_probes.durable_commit_floor(self.url, page=cfg.page, times=500)
+        self.results["floors"] = {"durable_commit": summary(commits)}
 
         walks: list[list[tuple[int, int]]] = []
         server_before = await api.next_latency_total()

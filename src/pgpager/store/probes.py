@@ -5,6 +5,7 @@ timed sections."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -68,6 +69,26 @@ def sql_cursor_walk(
             walks.append(walk)
         conn.rollback()
     return walks
+
+
+def durable_commit_floor(url: str, *, page: int, times: int) -> list[int]:
+    """The floor under a ``next``'s delivery record: one autocommit INSERT of ``page`` ids
+    into a logged table of its shape, which returns once its WAL is flushed (the server's
+    ``synchronous_commit``). Nanoseconds per insert, ``times`` of them."""
+    table = sql.Identifier("pgpager_bench_commit_floor_" + secrets.token_hex(4))
+    samples: list[int] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(query("probes", "create_commit_floor", table=table))
+        try:
+            insert = query("probes", "commit_floor", table=table)
+            for n in range(times):
+                ids = [f"{n}-{i}" for i in range(page)]
+                t0 = time.perf_counter_ns()
+                conn.execute(insert, {"session": "floor", "ids": ids})
+                samples.append(time.perf_counter_ns() - t0)
+        finally:
+            conn.execute(query("probes", "drop_commit_floor", table=table))
+    return samples
 
 
 def exact_top(url: str, c: Collection, q: Any, k: int) -> list[str]:

@@ -25,3 +25,16 @@ SELECT DISTINCT s.owner_pid
 FROM pgpager.query_sessions AS s
 JOIN pg_stat_activity AS a ON a.pid = s.owner_pid
 WHERE s.owner_instance = %(instance)s AND s.owner_pid IS NOT NULL
+
+-- name: create_commit_floor
+-- A logged table shaped like query_session_rows (no foreign key): what a durable write of one
+-- page's ids costs at least.
+CREATE TABLE {table} (session_id text NOT NULL, row_id text NOT NULL,
+                      PRIMARY KEY (session_id, row_id))
+
+-- name: commit_floor
+INSERT INTO {table} (session_id, row_id)
+SELECT %(session)s, unnest(%(ids)s::text[])
+
+-- name: drop_commit_floor
+DROP TABLE IF EXISTS {table}
