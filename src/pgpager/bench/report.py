@@ -52,10 +52,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(
         _target(
             f"offset search vs resumable next at depth {deep:,}",
-            ">= 30x slower",
+            ">= 50x slower",
             slower,
             "x",
-            None if slower is None else slower >= 30,
+            None if slower is None else slower >= 50,
         )
     )
 
