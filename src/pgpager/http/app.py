@@ -73,9 +73,9 @@ class App(Litestar):
             return await super().__call__(scope, receive, send)
         fast = self.fast_next
         if fast is not None:
-            handle = fast.claims(scope)
-            if handle is not None:
-                return await fast.serve(handle, scope, receive, send)
+            claim = fast.claims(scope)
+            if claim is not None:
+                return await fast.serve(claim, scope, receive, send)
         await self.routed(scope, receive, send)
 
     async def routed(self, scope: Any, receive: Any, send: Any) -> None:
