@@ -233,9 +233,9 @@ class Settings:
         True,
     )
     http_fast_next: bool = _doc(
-        "Serve a resumable query's next ahead of the web framework's routing (same auth, body, "
-        "answer and errors; about 0.1 ms less per call). false: through the framework like "
-        "every other route.",
+        "Serve a resumable query's next (native and Upstash API) ahead of the web framework's "
+        "routing (same auth, body, answer and errors; about 0.15 ms less server CPU per call). "
+        "false: through the framework like every other route.",
         True,
     )
     sweep_interval_s: float = _doc("Seconds between sweeper ticks.", 10.0)
