@@ -5,7 +5,7 @@ fast path and one without, asked the same things."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -78,6 +78,15 @@ class TwoApps:
 
         fast.app.fast_next.app = counted
 
+    async def start(self, path: str, body: Any, handle_of: Callable[[Any], str]) -> list[str]:
+        """The same resumable query started on both apps: their two handles."""
+        handles = []
+        for client in (self.fast, self.slow):
+            r = await client.post(path, json=body, headers=READER)
+            assert r.status_code in (200, 201), r.text
+            handles.append(handle_of(r))
+        return handles
+
     async def ask(
         self, path: str, cases: list[tuple[str, dict[str, str], bytes]], handles: list[str]
     ) -> list[str]:
@@ -121,15 +130,11 @@ async def test_fast_next_answers_as_the_route_does(
     make_client: Any, collection_name: str, pg_url: str
 ) -> None:
     async with two_apps(make_client, collection_name, pg_url) as apps:
-        handles = []
-        for client in (apps.fast, apps.slow):
-            r = await client.post(
-                f"/v1/collections/{collection_name}/resumable-queries",
-                json={"vector": [1.0] * 8, "top_k": 5},
-                headers=READER,
-            )
-            assert r.status_code == 201, r.text
-            handles.append(r.json()["handle"])
+        handles = await apps.start(
+            f"/v1/collections/{collection_name}/resumable-queries",
+            {"vector": [1.0] * 8, "top_k": 5},
+            lambda r: r.json()["handle"],
+        )
 
         served = await apps.ask("/v1/resumable-queries/{handle}/next", NATIVE_CASES, handles)
         # Every well-formed, authorized request was the fast path's; the rest Litestar's.
@@ -159,15 +164,11 @@ async def test_fast_next_answers_as_the_upstash_route_does(
     make_client: Any, collection_name: str, pg_url: str
 ) -> None:
     async with two_apps(make_client, collection_name, pg_url) as apps:
-        handles = []
-        for client in (apps.fast, apps.slow):
-            r = await client.post(
-                f"/upstash/{collection_name}/resumable-query",
-                json={"vector": [1.0] * 8, "topK": 5, "includeMetadata": True},
-                headers=READER,
-            )
-            assert r.status_code == 200, r.text
-            handles.append(r.json()["result"]["uuid"])
+        handles = await apps.start(
+            f"/upstash/{collection_name}/resumable-query",
+            {"vector": [1.0] * 8, "topK": 5, "includeMetadata": True},
+            lambda r: r.json()["result"]["uuid"],
+        )
 
         path = f"/upstash/{collection_name}/resumable-query-next"
         served = await apps.ask(path, UPSTASH_CASES, handles)
