@@ -99,6 +99,9 @@ def test_quick_bench_completes_with_well_formed_results(
     assert set(quality["recall"]) == {str(d) for d in results["parameters"]["depths"]}
     assert all(0.0 <= r <= 1.0 for r in quality["recall"].values())
     assert results["ingest"]["load_file"]["rows"] == results["parameters"]["rows"]
+    floor = results["ingest"]["insert_floor"]
+    assert floor["rows"] == results["ingest"]["upsert_api"]["rows"] and floor["rows_per_s"] > 0
+    assert "same rows by COPY into the same index" in proc.stdout
 
     text = results["text"]
     assert text["available"], text

@@ -351,6 +351,21 @@ class Bench:
             "seconds": round(seconds, 2),
             "rows_per_s": round(len(rows) / seconds),
         }
+        # The same rows again, by COPY into an empty collection of the same shape: what
+        # PostgreSQL alone takes to insert them into the table and its HNSW index.
+        floor_name = "bench_" + secrets.token_hex(4) + "_floor"
+        await api.create_collection(floor_name, ds.dim, cfg.metric)
+        self.created.append(floor_name)
+        with self.steps.section("upsert-floor", "the same rows by COPY (floor)", 1):
+            async with Runtime.open(self.settings, self.url, serve=False) as rt:
+                floor_c = await rt.collections.get(floor_name)
+            floor_s = db_probes.insert_floor(self.url, floor_c, rows, cfg.upsert_batch)
+        self.results["ingest"]["insert_floor"] = {
+            "rows": len(rows),
+            "batch": cfg.upsert_batch,
+            "seconds": round(floor_s, 2),
+            "rows_per_s": round(len(rows) / floor_s),
+        }
         return name
 
     # --- quality: completeness -----------------------------------------------------------

@@ -19,6 +19,7 @@ from pgpager.cursors import HOST_SETTINGS
 from pgpager.store.collections import Collection
 from pgpager.store.queries import query
 from pgpager.store.search import Include, nearest, params
+from pgpager.store.vectors import COPY_SIGNATURE, COPY_TRAILER, CopyBatch, binary_copy_rows
 
 
 def database_facts(url: str) -> dict[str, Any]:
@@ -89,6 +90,26 @@ def durable_commit_floor(url: str, *, page: int, times: int) -> list[int]:
         finally:
             conn.execute(query("probes", "drop_commit_floor", table=table))
     return samples
+
+
+def insert_floor(url: str, c: Collection, vectors: Any, batch: int) -> float:
+    """The floor under the upsert API: the same rows, in the same batches, each its own
+    transaction, by binary COPY straight into ``c``'s table (its primary key and HNSW index
+    in place) — PostgreSQL's own cost of taking them. Returns seconds."""
+    rows = np.asarray(vectors, dtype=np.float32)
+    with psycopg.connect(url, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            ids = [f"f{start + i}" for i in range(len(chunk))]
+            payload = binary_copy_rows(CopyBatch(ids, "", chunk))
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(query("vectors", "copy_in", table=c.table_name)) as copy,
+            ):
+                copy.write(COPY_SIGNATURE + payload + COPY_TRAILER)
+        return time.perf_counter() - t0
 
 
 def exact_top(url: str, c: Collection, q: Any, k: int) -> list[str]:
