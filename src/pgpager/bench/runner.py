@@ -357,9 +357,8 @@ class Bench:
         await api.create_collection(floor_name, ds.dim, cfg.metric)
         self.created.append(floor_name)
         with self.steps.section("upsert-floor", "the same rows by COPY (floor)", 1):
-            async with Runtime.open(self.settings, self.url, serve=False) as rt:
-                floor_c = await rt.collections.get(floor_name)
-            floor_s = db_probes.insert_floor(self.url, floor_c, rows, cfg.upsert_batch)
+            async with connect_collection(self.settings, self.url, floor_name) as floor_c:
+                floor_s = db_probes.insert_floor(self.url, floor_c, rows, cfg.upsert_batch)
         self.results["ingest"]["insert_floor"] = {
             "rows": len(rows),
             "batch": cfg.upsert_batch,

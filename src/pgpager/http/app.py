@@ -71,16 +71,13 @@ class App(Litestar):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        send = partial(self._send_with_instance, send)
         fast = self.fast_next
         if fast is not None:
             claim = fast.claims(scope)
             if claim is not None:
                 return await fast.serve(claim, scope, receive, send)
-        await self.routed(scope, receive, send)
-
-    async def routed(self, scope: Any, receive: Any, send: Any) -> None:
-        """An HTTP request through Litestar's routing (also the fast path's fallback)."""
-        await super().__call__(scope, receive, partial(self._send_with_instance, send))
+        await super().__call__(scope, receive, send)
 
     async def _send_with_instance(self, send: Any, message: Any) -> None:
         if message["type"] == "http.response.start":
@@ -152,7 +149,8 @@ def create_app(settings: Settings, database_url: str) -> App:
     document_errors(app)
     app.instance_header = (INSTANCE_HEADER.lower().encode(), settings.instance_id.encode())
     if settings.http_fast_next:
-        app.fast_next = FastNext(app.routed, app.state, settings.instance_id)
+        # Its fallback is Litestar's own entry: the send it hands on already adds the header.
+        app.fast_next = FastNext(partial(Litestar.__call__, app), app.state)
     for route in app.routes:
         if isinstance(route, HTTPRoute):
             allow = ", ".join(sorted(route.methods))

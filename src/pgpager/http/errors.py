@@ -14,6 +14,8 @@ from pgpager.errors import PgpagerError
 
 log = logging.getLogger(__name__)
 
+INTERNAL_MESSAGE = "internal error; this is a bug, see the server log"
+
 
 def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "detail": detail or {}}}
@@ -82,7 +84,7 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("%s %s: unexpected error", request.method, request.url.path)
     return Response(
-        error_body("internal_error", "internal error; this is a bug, see the server log"),
+        error_body("internal_error", INTERNAL_MESSAGE),
         status_code=500,
     )
 

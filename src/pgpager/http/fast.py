@@ -24,9 +24,9 @@ from typing import Any
 import msgspec
 
 from pgpager.errors import PgpagerError
-from pgpager.http.errors import error_body, retry_after
+from pgpager.http.errors import INTERNAL_MESSAGE, error_body, retry_after
+from pgpager.http.routes import upstash
 from pgpager.http.routes.resumable import NextBatch, PageOut
-from pgpager.http.routes.upstash import NextBody, Ok, QueryResult
 from pgpager.services.resumable import Page
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # A next body is a few bytes; a bigger one is left to Litestar (and its size limit).
 MAX_BODY = 4096
 _JSON = b"application/json"
-INTERNAL = "internal error; this is a bug, see the server log"
 
 
 @dataclass(frozen=True)
@@ -61,33 +60,33 @@ NATIVE = NextRoute(
     handle=lambda found, body: found.group(1),
     page=PageOut.of,
     error=lambda exc: error_body(exc.code, exc.message, exc.detail),
-    internal=error_body("internal_error", INTERNAL),
+    internal=error_body("internal_error", INTERNAL_MESSAGE),
 )
 UPSTASH = NextRoute(
     path=re.compile(r"/upstash/[^/]+/resumable-query-next"),
-    body=NextBody,
+    body=upstash.NextBody,
     handle=lambda found, body: body.uuid,
-    page=lambda page: Ok([QueryResult.of(h) for h in page.results]),
-    error=lambda exc: {"error": exc.message, "status": exc.status},
-    internal={"error": INTERNAL, "status": 500},
+    page=lambda page: upstash.Ok([upstash.QueryResult.of(h) for h in page.results]),
+    error=lambda exc: upstash.error_body(exc.message, exc.status),
+    internal=upstash.error_body(INTERNAL_MESSAGE, 500),
 )
 ROUTES = (NATIVE, UPSTASH)
 
 
 class FastNext:
     """Serves ``next`` for the app whose ``state`` holds the runtime; ``fallback`` is the
-    Litestar app's own ASGI entry (see the module docstring)."""
+    Litestar app's own ASGI entry (see the module docstring). Headers every response carries
+    (X-Pgpager-Instance) are the app's to add, on this path as on Litestar's."""
 
-    def __init__(self, fallback: ASGIApp, state: Any, instance_id: str) -> None:
+    def __init__(self, fallback: ASGIApp, state: Any) -> None:
         self.app = fallback
         self.state = state
-        self.instance = instance_id.encode()
         self.encode = msgspec.json.Encoder().encode
 
     @staticmethod
     def claims(scope: Scope) -> tuple[NextRoute, re.Match[str]] | None:
-        """The route of a ``next`` request and its path's match, None for any other request."""
-        if scope["type"] != "http" or scope["method"] != "POST":
+        """The route of an HTTP ``next`` request and its path's match, None for any other."""
+        if scope["method"] != "POST":
             return None
         for route in ROUTES:
             found = route.path.fullmatch(scope["path"])
@@ -149,12 +148,7 @@ class FastNext:
         payload: bytes,
         extra: list[tuple[bytes, bytes]],
     ) -> None:
-        head = [
-            (b"x-pgpager-instance", self.instance),
-            *extra,
-            (b"content-type", _JSON),
-            (b"content-length", b"%d" % len(payload)),
-        ]
+        head = [*extra, (b"content-type", _JSON), (b"content-length", b"%d" % len(payload))]
         await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": payload})
 

@@ -24,6 +24,7 @@ from litestar.params import Parameter
 from pgpager.errors import PgpagerError
 from pgpager.http.auth import principal
 from pgpager.http.errors import (
+    INTERNAL_MESSAGE,
     http_message,
     log_domain_error,
     retry_after,
@@ -405,7 +406,7 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("%s %s: unexpected error", request.method, request.url.path)
-    return error("internal error; this is a bug, see the server log", 500, code="internal_error")
+    return error(INTERNAL_MESSAGE, 500, code="internal_error")
 
 
 ROUTES = [

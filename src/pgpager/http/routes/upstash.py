@@ -21,6 +21,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from pgpager.errors import InvalidRequest, NotFound, NotSupported, PgpagerError, UnknownModel
 from pgpager.http.auth import key_id
 from pgpager.http.errors import (
+    INTERNAL_MESSAGE,
     http_message,
     log_domain_error,
     retry_after,
@@ -610,9 +611,13 @@ class UpstashController(Controller):
 
 
 # --- errors -----------------------------------------------------------------------------------
-def error(message: str, status: int, headers: dict[str, str] | None = None) -> Response[Any]:
+def error_body(message: str, status: int) -> dict[str, Any]:
     """Upstash's error shape; the SDK raises UpstashError(message) on it."""
-    return Response({"error": message, "status": status}, status_code=status, headers=headers)
+    return {"error": message, "status": status}
+
+
+def error(message: str, status: int, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(error_body(message, status), status_code=status, headers=headers)
 
 
 def domain_error(request: Request[Any, Any, Any], exc: PgpagerError) -> Response[Any]:
@@ -630,7 +635,7 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("%s %s: unexpected error", request.method, request.url.path)
-    return error("internal error; this is a bug, see the server log", 500)
+    return error(INTERNAL_MESSAGE, 500)
 
 
 upstash_router = Router(
