@@ -83,6 +83,10 @@ def test_quick_bench_completes_with_well_formed_results(
             assert latency[method]["depths"][depth]["p50_ms"] > 0
     for method in ("offset_search", "stored_query_pages"):
         assert "available" in latency[method]
+    # The server's own next latency, read from its /metrics histogram.
+    nxt = latency["resumable_next"]
+    assert nxt["server_p50_ms"] > 0 and nxt["server_mean_ms"] > 0
+    assert "resumable next inside the server (its metrics): p50" in proc.stdout
     commit = results["floors"]["durable_commit"]
     assert commit["n"] == 500 and commit["p50_ms"] > 0
     assert "durable commit of a page's ids" in proc.stdout
@@ -170,3 +174,33 @@ async def test_the_text_section_is_skipped_with_a_note_without_a_model(
     assert warning.startswith("text section skipped") and "pgpager models fetch" in warning
     _render_text(text, console)
     assert "n/a (503 embedding model" in out.getvalue()
+
+
+def test_the_server_histogram_gives_the_calls_between_two_readings_and_their_p50() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from pgpager.bench.server import NextLatency
+    from pgpager.metrics import NEXT_BUCKETS
+
+    registry = CollectorRegistry()
+    # The server's histogram (its buckets), registered apart.
+    h = Histogram("pgpager_next_latency_seconds", "t", buckets=NEXT_BUCKETS, registry=registry)
+    for _ in range(50):
+        h.observe(0.2)  # before: slow calls that must not count
+    before = NextLatency.parse(generate_latest(registry).decode())
+    for ms in (0.31, 0.33, 0.35, 0.37, 0.45, 0.55, 0.9):
+        h.observe(ms / 1000)
+    calls = NextLatency.parse(generate_latest(registry).decode()).since(before)
+    assert calls.count == 7
+    assert calls.mean_ms() == pytest.approx(
+        sum((0.31, 0.33, 0.35, 0.37, 0.45, 0.55, 0.9)) / 7, abs=1e-3
+    )
+    # The 4th of 7 calls is the median (0.37 ms): in the 0.3-0.4 ms bucket, where four of the
+    # seven fall, so the interpolated p50 is 0.3 + 0.1 * 3.5 / 4.
+    assert calls.quantile_ms(0.5) == pytest.approx(0.3875, abs=1e-3)
+    assert 0.3 <= calls.quantile_ms(0.5) <= 0.4  # type: ignore[operator]
+    # A rank in the open-ended bucket has no value.
+    h.observe(100)
+    h.observe(100)
+    late = NextLatency.parse(generate_latest(registry).decode()).since(before)
+    assert late.quantile_ms(1.0) is None

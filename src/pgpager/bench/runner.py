@@ -428,7 +428,7 @@ class Bench:
         self.results["floors"] = {"durable_commit": summary(commits)}
 
         walks: list[list[tuple[int, int]]] = []
-        server_before = await api.next_latency_total()
+        server_before = await api.next_latency()
         with self.steps.section("walk", "resumable next, by depth", len(ds.queries)) as step:
             for q in ds.queries:
                 walk, ids, start_ns = await self._walk(api, c.name, vec(q))
@@ -440,15 +440,13 @@ class Bench:
                     got = set(ids[:d])
                     recall[str(d)].append(len(got.intersection(exact[:d])) / min(d, len(exact)))
                 step(1)
-        server_after = await api.next_latency_total()
-        calls = server_after[1] - server_before[1]
+        server = (await api.next_latency()).since(server_before)
         latency["resumable_next"] = {
             "available": True,
             "depths": by_depth(walks, cfg),
             # The server's own time per next (its metrics), so the HTTP share can be seen.
-            "server_mean_ms": round((server_after[0] - server_before[0]) / calls * 1000, 3)
-            if calls
-            else None,
+            "server_mean_ms": server.mean_ms(),
+            "server_p50_ms": server.quantile_ms(0.5),
         }
 
         latency["offset_search"], topk = await self._offset(api, c.name, ds)

@@ -13,10 +13,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from pgpager.bench import BenchFailed
 
@@ -27,6 +29,56 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class NextLatency:
+    """The server's ``pgpager_next_latency_seconds`` histogram: its sum, count and cumulative
+    buckets ``(le, count)``; ``since`` gives the calls between two readings."""
+
+    total_s: float
+    count: float
+    buckets: tuple[tuple[float, float], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> NextLatency:
+        total = count = 0.0
+        buckets: list[tuple[float, float]] = []
+        for family in text_string_to_metric_families(text):
+            if family.name != "pgpager_next_latency_seconds":
+                continue
+            for s in family.samples:
+                if s.name.endswith("_sum"):
+                    total = s.value
+                elif s.name.endswith("_count"):
+                    count = s.value
+                elif s.name.endswith("_bucket"):
+                    buckets.append((float(s.labels["le"]), s.value))
+        return cls(total, count, tuple(sorted(buckets)))
+
+    def since(self, before: NextLatency) -> NextLatency:
+        earlier = dict(before.buckets)
+        return NextLatency(
+            self.total_s - before.total_s,
+            self.count - before.count,
+            tuple((le, n - earlier.get(le, 0.0)) for le, n in self.buckets),
+        )
+
+    def mean_ms(self) -> float | None:
+        return round(self.total_s / self.count * 1000, 3) if self.count else None
+
+    def quantile_ms(self, q: float) -> float | None:
+        """As Prometheus's ``histogram_quantile``: linear within the bucket the rank falls in
+        (None if it falls in the open-ended last one)."""
+        rank = q * self.count
+        lower = below = 0.0
+        for le, n in self.buckets:
+            if n >= rank and n > below:
+                if le == float("inf"):
+                    return None
+                return round((lower + (le - lower) * (rank - below) / (n - below)) * 1000, 3)
+            lower, below = le, n
+        return None
 
 
 class BenchServer:
@@ -185,15 +237,10 @@ class Api:
             raise BenchFailed(f"{method} {path} answered {r.status_code}: {r.text[:500]}")
         return (r.json() if r.content else None), elapsed
 
-    async def next_latency_total(self) -> tuple[float, float]:
-        """The server's own (sum of seconds, count) of ``next`` calls, from ``/metrics``."""
+    async def next_latency(self) -> NextLatency:
+        """The server's own ``next`` histogram so far, from ``/metrics``."""
         r = await self.http.get("/metrics")
-        values = {"sum": 0.0, "count": 0.0}
-        for line in r.text.splitlines():
-            for key in values:
-                if line.startswith(f"pgpager_next_latency_seconds_{key} "):
-                    values[key] = float(line.split()[1])
-        return values["sum"], values["count"]
+        return NextLatency.parse(r.text)
 
     async def create_collection(self, name: str, dimension: int, metric: str) -> None:
         await self.call(
