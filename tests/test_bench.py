@@ -116,7 +116,16 @@ def test_quick_bench_completes_with_well_formed_results(
         assert text["query_latency"][key]["p50_ms"] > 0
     assert "texts/s" in proc.stdout
 
+    # First-page recall over more queries than the walks use, for every style.
+    first = quality["first_page_recall"]
+    assert set(first) == {"resumable", "offset", "stored"}
+    for fp in first.values():
+        assert fp["queries"] == results["parameters"]["first_page_queries"] == 20
+        assert 0.0 <= fp["min"] <= fp["mean"] <= 1.0 and 0 <= fp["under_half"] <= 20
+    assert "first-page recall@10 over 20 queries" in proc.stdout
+
     names = {t["name"] for t in results["targets"]}
+    assert "recall@10, first page, offset (20 queries)" in names
     assert {"duplicates", "completeness"} <= names
     assert "targets" in proc.stdout.lower()
     assert (out / "latency_vs_depth.png").stat().st_size > 0
@@ -204,3 +213,20 @@ def test_the_server_histogram_gives_the_calls_between_two_readings_and_their_p50
     h.observe(100)
     late = NextLatency.parse(generate_latest(registry).decode()).since(before)
     assert late.quantile_ms(1.0) is None
+
+
+def test_the_held_out_queries_do_not_change_the_rows() -> None:
+    """The bench draws its extra queries from the same mixture as the rows it loads; asking for
+    more of them must not change those rows (a run stays comparable with earlier ones)."""
+    import numpy as np
+
+    from pgpager.bench.data import clustered
+
+    rows = clustered(500, 32, seed=7)
+    more = clustered(500, 32, seed=7, held_out=40)
+    assert more.shape == (540, 32)
+    assert np.array_equal(more[:500], rows)
+    # The extra ones are new points of the mixture: near the rows, none of them a copy.
+    nearest = np.min(np.linalg.norm(more[500:, None, :] - rows[None, :, :], axis=2), axis=1)
+    spread = np.median(np.linalg.norm(rows[:, None, :] - rows[None, :50, :], axis=2))
+    assert np.all(nearest > 0) and np.median(nearest) < spread

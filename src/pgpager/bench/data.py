@@ -11,9 +11,12 @@ import numpy as np
 Array = np.ndarray[Any, np.dtype[np.float32]]
 
 
-def clustered(n: int, dim: int, seed: int = 7, clusters: int = 20) -> Array:
+def clustered(n: int, dim: int, seed: int = 7, clusters: int = 20, held_out: int = 0) -> Array:
     """Vectors shaped like embeddings: a Gaussian mixture in a 16-d latent space, projected to
-    ``dim`` dimensions, plus a little isotropic noise. Deterministic for a given seed."""
+    ``dim`` dimensions, plus a little isotropic noise. Deterministic for a given seed.
+
+    ``held_out`` more vectors of the same mixture follow the ``n`` (from a stream of their own:
+    the first ``n`` do not depend on it)."""
     rng = np.random.default_rng(seed)
     latent = min(16, dim)
     centers = rng.normal(size=(clusters, latent))
@@ -21,6 +24,11 @@ def clustered(n: int, dim: int, seed: int = 7, clusters: int = 20) -> Array:
     z = centers[which] + 0.3 * rng.normal(size=(n, latent))
     proj = rng.normal(size=(latent, dim)) / np.sqrt(latent)
     x = z @ proj + 0.05 * rng.normal(size=(n, dim))
+    if held_out:
+        more = np.random.default_rng([seed, held_out])
+        z = centers[more.integers(0, clusters, size=held_out)]
+        z = z + 0.3 * more.normal(size=(held_out, latent))
+        x = np.concatenate([x, z @ proj + 0.05 * more.normal(size=(held_out, dim))])
     out: Array = x.astype(np.float32)
     return out
 
@@ -34,6 +42,8 @@ class Dataset:
     dim: int
     queries: Array
     source: str
+    # More query vectors, for the figures that need many cheap samples (first-page recall).
+    more_queries: Array
 
     def sample(self, n: int, seed: int) -> Array:
         """``n`` query vectors near random rows: used where every client needs its own query."""
@@ -55,22 +65,23 @@ def near_rows(path: Path, n: int, seed: int) -> Array:
     return out
 
 
-def synthetic(workdir: Path, rows: int, dim: int, seed: int, queries: int) -> Dataset:
+def synthetic(workdir: Path, rows: int, dim: int, seed: int, queries: int, more: int) -> Dataset:
     """``rows`` mixture vectors written to ``workdir``; ``queries`` more from the same mixture,
-    held out (not loaded), are the query vectors."""
-    x = clustered(rows + queries, dim, seed=seed)
+    held out (not loaded), are the query vectors, and ``more`` after them the extra ones."""
+    x = clustered(rows + queries, dim, seed=seed, held_out=more)
     path = workdir / f"bench-{rows}x{dim}-seed{seed}.npy"
     np.save(path, x[:rows])
     return Dataset(
         path=path,
         rows=rows,
         dim=dim,
-        queries=x[rows:],
+        queries=x[rows : rows + queries],
         source=f"synthetic Gaussian mixture (16-d latent, seed {seed})",
+        more_queries=x[rows + queries :],
     )
 
 
-def from_npy(path: Path, queries: int, seed: int) -> Dataset:
+def from_npy(path: Path, queries: int, seed: int, more: int) -> Dataset:
     """Real embeddings from a 2-d ``.npy``; queries are random rows plus a little noise."""
     arr = np.load(path, mmap_mode="r")
     if arr.ndim != 2 or arr.shape[0] < 2:
@@ -82,6 +93,7 @@ def from_npy(path: Path, queries: int, seed: int) -> Dataset:
         dim=dim,
         queries=near_rows(path, queries, seed),
         source=f"{path.name} (real embeddings)",
+        more_queries=near_rows(path, more, seed + 1),
     )
 
 

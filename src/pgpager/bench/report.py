@@ -99,17 +99,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if deep_recall is not None:
         met = deep_recall >= 0.95
         out.append(_target("recall@10000 of resumable pages", ">= 0.95", deep_recall, "", met))
+    first = results["quality"].get("first_page_recall", {})
+    for style, fp in first.items():
+        r10 = fp["mean"]
+        label = f"recall@10, first page, {style} ({fp['queries']} queries)"
+        out.append(_target(label, ">= 0.97", r10, "", r10 >= 0.97))
     for style, by_k in results["quality"].get("recall_by_style", {}).items():
-        r10 = by_k.get("10")
-        out.append(
-            _target(
-                f"recall@10, first page, {style}",
-                ">= 0.97",
-                r10,
-                "",
-                None if r10 is None else r10 >= 0.97,
-            )
-        )
+        # The deeper rows of the styles that read the index once (the issue's >= 0.95).
+        for k in ("100", "1000") if style in ("offset", "stored") else ():
+            r = by_k.get(k)
+            label = f"recall@{k}, {style}"
+            out.append(_target(label, ">= 0.95", r, "", None if r is None else r >= 0.95))
     switch = (results.get("exact_switch") or {}).get("crossing_next") or {}
     p50 = switch.get("p50_ms")
     out.append(
@@ -397,6 +397,12 @@ def render(results: dict[str, Any], console: Console) -> None:
     for style, by_k in q.get("recall_by_style", {}).items():
         recalls = " / ".join(f"{v:.4f}" for v in by_k.values())
         t.add_row(f"{style}: recall@{' / @'.join(by_k)} (first rows)", recalls)
+    for style, fp in q.get("first_page_recall", {}).items():
+        t.add_row(
+            f"{style}: first-page recall@10 over {fp['queries']} queries, mean / min "
+            "(queries under 0.5)",
+            f"{fp['mean']:.4f} / {fp['min']:.4f} ({fp['under_half']})",
+        )
     switch = results.get("exact_switch") or {}
     if switch.get("crossing_next"):
         t.add_row(

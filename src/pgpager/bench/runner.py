@@ -61,6 +61,9 @@ class BenchConfig:
     npy: Path | None = None
     metric: str = "cosine"
     queries: int = 20
+    # First-page recall is measured on this many more queries: a miss there is rare and
+    # all-or-nothing (a neighbourhood the HNSW graph does not link), so 20 cannot estimate it.
+    first_page_queries: int = 200
     depths: tuple[int, ...] = (10, 100, 1_000, 10_000)
     clients: tuple[int, ...] = (1, 8, 32, 64)
     capacity: tuple[int, ...] = (1_000, 10_000)
@@ -87,6 +90,7 @@ class BenchConfig:
             rows=20_000,
             dim=64,
             queries=5,
+            first_page_queries=20,
             depths=(10, 100, 1_000),
             capacity=(1_000,),
             throughput_s=2.0,
@@ -252,8 +256,10 @@ class Bench:
         cfg = self.config
         with self.steps.section("data", "generating data", 1):
             if cfg.npy is not None:
-                return data.from_npy(cfg.npy, cfg.queries, cfg.seed)
-            return data.synthetic(workdir, cfg.rows, cfg.dim, cfg.seed, cfg.queries)
+                return data.from_npy(cfg.npy, cfg.queries, cfg.seed, cfg.first_page_queries)
+            return data.synthetic(
+                workdir, cfg.rows, cfg.dim, cfg.seed, cfg.queries, cfg.first_page_queries
+            )
 
     def _parameters(self, ds: Dataset, served: Settings) -> dict[str, Any]:
         params = {k: v for k, v in asdict(self.config).items() if k not in ("npy", "out_dir")}
@@ -289,6 +295,7 @@ class Bench:
                 await self._warm_up(api, name, ds)
                 await self._depth_latency(api, c, ds, served)
                 await self._recall_by_style(api, c, ds)
+                await self._first_page_recall(api, c, ds)
                 await self._exact_switch(api, name, ds)
                 await self._throughput(server, name, ds)
                 await self._lean_next(server, api, name, ds)
@@ -572,6 +579,44 @@ class Bench:
         self.results.setdefault("quality", {})["recall_by_style"] = {
             style: {str(k): round(float(np.mean(v)), 4) for k, v in by_k.items() if v}
             for style, by_k in recall.items()
+        }
+
+    async def _first_page_recall(self, api: Api, c: Collection, ds: Dataset) -> None:
+        """Recall@10 of the first page each style returns (a resumable start, an offset search
+        from 0, a stored vector search's first page), on ``first_page_queries`` held-out
+        queries: the mean, the worst, and how many queries got less than half right."""
+        k = self.config.page
+        styles = ("resumable", "offset", "stored")
+        recall: dict[str, list[float]] = {s: [] for s in styles}
+        queries = ds.more_queries
+        with self.steps.section("first_page", "first-page recall", len(queries)) as step:
+            for q in queries:
+                truth = set(db_probes.exact_top(self.url, c, q, k))
+                got: dict[str, list[str]] = {}
+                body, _ = await api.start(c.name, vec(q), k)
+                got["resumable"] = [r["id"] for r in body["results"]]
+                if body["state"] == "active":
+                    await api.stop(body["handle"])
+                with contextlib.suppress(Unavailable, BenchFailed):
+                    page, _ = await api.search(c.name, vec(q), 0, k)
+                    got["offset"] = [r["id"] for r in page["results"]]
+                with contextlib.suppress(Unavailable, BenchFailed):
+                    stored, _ = await api.store_query(c.name, vec(q), k)
+                    page, _ = await api.stored_page(stored["query_id"], 0, k)
+                    got["stored"] = [r["id"] for r in page["results"]]
+                    await api.drop_stored(stored["query_id"])
+                for style, ids in got.items():
+                    recall[style].append(len(set(ids) & truth) / max(1, len(truth)))
+                step(1)
+        self.results.setdefault("quality", {})["first_page_recall"] = {
+            style: {
+                "queries": len(values),
+                "mean": round(float(np.mean(values)), 4),
+                "min": round(float(np.min(values)), 4),
+                "under_half": sum(1 for r in values if r < 0.5),
+            }
+            for style, values in recall.items()
+            if values
         }
 
     async def _exact_switch(self, api: Api, name: str, ds: Dataset) -> None:
