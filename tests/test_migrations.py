@@ -71,3 +71,43 @@ def test_0005_sandbox_is_reversible(fresh_db_url: str) -> None:
     assert state() == (True, True, True, True)
     migrations.upgrade(fresh_db_url)
     assert state() == (False, False, False, False)
+
+
+def test_0008_keeps_delivered_ids_with_their_session_both_ways(fresh_db_url: str) -> None:
+    """Before 0008 a foreign key deleted a session's delivered ids with it, from 0008 a
+    trigger does; going down, ids whose session is gone are dropped so the key can return."""
+
+    def setup(conn: psycopg.Connection[Any], *ids: str) -> None:
+        conn.execute(
+            "INSERT INTO pgpager.collections (name, dimension, metric, table_name) "
+            "VALUES ('c', 3, 'cosine', 'c')"
+        )
+        for i in ids:
+            conn.execute(
+                "INSERT INTO pgpager.query_sessions (id, collection, query, max_idle_s, "
+                "max_lifetime_s) VALUES (%s, 'c', '{}', 60, 60)",
+                [i],
+            )
+            conn.execute(
+                "INSERT INTO pgpager.query_session_rows VALUES (%s, 'r1'), (%s, 'r2')", [i, i]
+            )
+
+    def rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+        return conn.execute(
+            "SELECT session_id, count(*) FROM pgpager.query_session_rows GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+
+    for revision in ("0007", "0008"):
+        migrations.downgrade(fresh_db_url, "base")
+        migrations.upgrade(fresh_db_url, revision)
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            setup(conn, "a", "b")
+            conn.execute("DELETE FROM pgpager.query_sessions WHERE id = 'a'")
+            assert rows(conn) == [("b", 2)], revision
+    # At 0008 ids can outlive their session (deleted by hand while paged): down to 0007 they go.
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgpager.query_session_rows VALUES ('gone', 'r1')")
+    migrations.downgrade(fresh_db_url, "0007")
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        assert rows(conn) == [("b", 2)]
+    migrations.upgrade(fresh_db_url)

@@ -66,3 +66,41 @@ async def test_catalogue_row_describes_the_table(
         "data",
         "updated_at",
     ]
+
+
+async def test_deleting_sessions_with_sql_deletes_their_delivered_ids(
+    client: AsyncTestClient[Any], collection: str, pg_url: str
+) -> None:
+    """A session row deleted in psql (or by the sweeper's purge) takes its delivered ids with
+    it, one session or many in one statement; other sessions keep theirs."""
+    vectors = [{"id": f"v{i}", "vector": [1, i, 0.5]} for i in range(30)]
+    r = await client.post(f"/v1/collections/{collection}/vectors", json={"vectors": vectors})
+    assert r.status_code == 200, r.text
+    handles = []
+    for _ in range(3):
+        r = await client.post(
+            f"/v1/collections/{collection}/resumable-queries",
+            json={"vector": [1, 2, 3], "top_k": 4},
+        )
+        handles.append(r.json()["handle"])
+        r = await client.post(f"/v1/resumable-queries/{handles[-1]}/next", json={"additional_k": 5})
+        assert r.status_code == 200 and len(r.json()["results"]) == 5
+
+    def delivered() -> dict[str, int]:
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute(
+                "SELECT session_id, count(*) FROM pgpager.query_session_rows "
+                "WHERE session_id = ANY(%s) GROUP BY session_id",
+                [handles],
+            ).fetchall()
+        return dict(rows)
+
+    assert delivered() == {h: 9 for h in handles}
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("DELETE FROM pgpager.query_sessions WHERE id = %s", [handles[0]])
+    assert delivered() == {handles[1]: 9, handles[2]: 9}
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("DELETE FROM pgpager.query_sessions WHERE id = ANY(%s)", [handles[1:]])
+    assert delivered() == {}
+    r = await client.post(f"/v1/resumable-queries/{handles[0]}/next", json={"additional_k": 5})
+    assert r.status_code == 404

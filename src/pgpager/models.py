@@ -94,13 +94,13 @@ class QuerySession(Base):
 
 
 class QuerySessionRow(Base):
-    """Ids a handle has delivered: no row is delivered twice, and the exact phase skips them."""
+    """Ids a handle has delivered: no row is delivered twice, and the exact phase skips them.
+    No foreign key (it cost a check per id on every ``next``): a trigger on ``query_sessions``
+    deletes a session's ids with it (migration 0008)."""
 
     __tablename__ = "query_session_rows"
 
-    session_id: Mapped[str] = mapped_column(
-        Text, ForeignKey("query_sessions.id", ondelete="CASCADE"), primary_key=True
-    )
+    session_id: Mapped[str] = mapped_column(Text, primary_key=True)
     row_id: Mapped[str] = mapped_column(Text, primary_key=True)
 
 

@@ -27,8 +27,8 @@ JOIN pg_stat_activity AS a ON a.pid = s.owner_pid
 WHERE s.owner_instance = %(instance)s AND s.owner_pid IS NOT NULL
 
 -- name: create_commit_floor
--- A logged table shaped like query_session_rows (no foreign key): what a durable write of one
--- page's ids costs at least.
+-- A logged table shaped like query_session_rows: what a durable write of one page's ids costs
+-- at least (a next's record also checks, in the same statement, that its handle is active).
 CREATE TABLE {table} (session_id text NOT NULL, row_id text NOT NULL,
                       PRIMARY KEY (session_id, row_id))
 
