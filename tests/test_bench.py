@@ -87,6 +87,9 @@ def test_quick_bench_completes_with_well_formed_results(
     nxt = latency["resumable_next"]
     assert nxt["server_p50_ms"] > 0 and nxt["server_mean_ms"] > 0
     assert "resumable next inside the server (its metrics): p50" in proc.stdout
+    # Each timed section waited for the cleanup of the ones before it (bounded).
+    assert set(results["settled_s"]) == {"depth", "throughput", "lean_next"}
+    assert all(0 <= s < 90 for s in results["settled_s"].values())
     commit = results["floors"]["durable_commit"]
     assert commit["n"] == 500 and commit["p50_ms"] > 0
     assert "durable commit of a page's ids" in proc.stdout
@@ -230,3 +233,36 @@ def test_the_held_out_queries_do_not_change_the_rows() -> None:
     nearest = np.min(np.linalg.norm(more[500:, None, :] - rows[None, :, :], axis=2), axis=1)
     spread = np.median(np.linalg.norm(rows[:, None, :] - rows[None, :50, :], axis=2))
     assert np.all(nearest > 0) and np.median(nearest) < spread
+
+
+def test_settle_waits_for_the_purge_of_closed_handles(fresh_db_url: str) -> None:
+    """The bench's wait between sections ends when no closed handle has delivered ids left
+    (the sweeper's purge, done here by hand half a second in), not before, and at once when
+    there is nothing to purge."""
+    import threading
+    import time
+
+    from pgpager.store.probes import settle
+
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        assert settle(fresh_db_url, 5.0) < 2.0
+        conn.execute(
+            "INSERT INTO pgpager.collections (name, dimension, metric, table_name) "
+            "VALUES ('settle', 3, 'cosine', 'settle')"
+        )
+        conn.execute(
+            "INSERT INTO pgpager.query_sessions (id, collection, query, max_idle_s, "
+            "max_lifetime_s, state) VALUES ('h', 'settle', '{}', 60, 60, 'stopped')"
+        )
+        conn.execute("INSERT INTO pgpager.query_session_rows VALUES ('h', 'a'), ('h', 'b')")
+
+    def purge() -> None:
+        time.sleep(0.5)
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM pgpager.query_session_rows WHERE session_id = 'h'")
+
+    worker = threading.Thread(target=purge)
+    worker.start()
+    waited = settle(fresh_db_url, 10.0)
+    worker.join()
+    assert 0.5 <= waited < 5.0

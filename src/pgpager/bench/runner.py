@@ -223,6 +223,8 @@ class Bench:
             "PGPAGER_QUERY_MAXIMUM_RESULTS": str(max(10_000, cfg.until)),
             "PGPAGER_LOG_LEVEL": "warning",
             "PGPAGER_API_KEYS": "",
+            # The sweeper purges closed handles' ids soon, so the waits for it (_settle) are short.
+            "PGPAGER_SWEEP_INTERVAL_S": "2",
         }
         server = BenchServer(self.url, server_env)
         served = Settings.from_env(environ=server.env)
@@ -278,6 +280,7 @@ class Bench:
                     "max_active_handles",
                     "query_maximum_results",
                     "flat_search_cutoff",
+                    "sweep_interval_s",
                 )
             },
         )
@@ -293,16 +296,26 @@ class Bench:
                 ingest_name = await self._ingest(api, ds)
                 await self._completeness(api, ingest_name, ds)
                 await self._warm_up(api, name, ds)
+                await self._settle("depth")
                 await self._depth_latency(api, c, ds, served)
                 await self._recall_by_style(api, c, ds)
                 await self._first_page_recall(api, c, ds)
                 await self._exact_switch(api, name, ds)
+                await self._settle("throughput")
                 await self._throughput(server, name, ds)
+                await self._settle("lean_next")
                 await self._lean_next(server, api, name, ds)
                 await self._text(api)
                 await self._capacity(server, api, name, ds, instance)
         finally:
             await api.close()
+
+    async def _settle(self, before: str) -> None:
+        """Before a timed section: the cleanup the sections before it caused is done (see
+        ``store.probes.settle``); how long that took is in the results."""
+        with self.steps.section(f"settle_{before}", "waiting for the sweeper's purge", 1):
+            waited = await asyncio.to_thread(db_probes.settle, self.url, 60.0)
+        self.results.setdefault("settled_s", {})[before] = round(waited, 2)
 
     # --- load and ingest -----------------------------------------------------------------
     async def _load(self, api: Api, ds: Dataset) -> str:

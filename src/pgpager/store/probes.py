@@ -72,6 +72,22 @@ def sql_cursor_walk(
     return walks
 
 
+def settle(url: str, timeout_s: float) -> float:
+    """Wait until the sweeper has purged the delivered ids of every closed handle (a section
+    that closes many leaves hundreds of thousands to delete), then vacuum the two session
+    tables, so that a timed section does not measure the cleanup of the one before it.
+    Returns the seconds it took (at most about ``timeout_s`` plus the vacuum)."""
+    t0 = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.perf_counter() - t0 < timeout_s:
+            row = conn.execute(query("probes", "unpurged_closed_handles")).fetchone()
+            if not row or row[0] == 0:
+                break
+            time.sleep(0.2)
+        conn.execute(query("probes", "vacuum_sessions"))
+    return time.perf_counter() - t0
+
+
 def durable_commit_floor(url: str, *, page: int, times: int) -> list[int]:
     """The floor under a ``next``'s delivery record: one autocommit INSERT of ``page`` ids
     into a logged table of its shape, which returns once its WAL is flushed (the server's

@@ -38,3 +38,12 @@ SELECT %(session)s, unnest(%(ids)s::text[])
 
 -- name: drop_commit_floor
 DROP TABLE IF EXISTS {table}
+
+-- name: unpurged_closed_handles
+-- Closed handles whose delivered ids the sweeper has not purged yet.
+SELECT count(*) FROM pgpager.query_sessions q
+WHERE q.state <> 'active'
+  AND EXISTS (SELECT 1 FROM pgpager.query_session_rows r WHERE r.session_id = q.id)
+
+-- name: vacuum_sessions
+VACUUM (ANALYZE) pgpager.query_session_rows, pgpager.query_sessions
