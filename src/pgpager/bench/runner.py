@@ -223,8 +223,6 @@ class Bench:
             "PGPAGER_QUERY_MAXIMUM_RESULTS": str(max(10_000, cfg.until)),
             "PGPAGER_LOG_LEVEL": "warning",
             "PGPAGER_API_KEYS": "",
-            # The sweeper purges closed handles' ids soon, so the waits for it (_settle) are short.
-            "PGPAGER_SWEEP_INTERVAL_S": "2",
         }
         server = BenchServer(self.url, server_env)
         served = Settings.from_env(environ=server.env)
@@ -280,7 +278,6 @@ class Bench:
                     "max_active_handles",
                     "query_maximum_results",
                     "flat_search_cutoff",
-                    "sweep_interval_s",
                 )
             },
         )
@@ -313,7 +310,7 @@ class Bench:
     async def _settle(self, before: str) -> None:
         """Before a timed section: the cleanup the sections before it caused is done (see
         ``store.probes.settle``); how long that took is in the results."""
-        with self.steps.section(f"settle_{before}", "waiting for the sweeper's purge", 1):
+        with self.steps.section(f"settle_{before}", "vacuuming the session tables", 1):
             waited = await asyncio.to_thread(db_probes.settle, self.url, 60.0)
         self.results.setdefault("settled_s", {})[before] = round(waited, 2)
 

@@ -73,10 +73,11 @@ def sql_cursor_walk(
 
 
 def settle(url: str, timeout_s: float) -> float:
-    """Wait until the sweeper has purged the delivered ids of every closed handle (a section
-    that closes many leaves hundreds of thousands to delete), then vacuum the two session
-    tables, so that a timed section does not measure the cleanup of the one before it.
-    Returns the seconds it took (at most about ``timeout_s`` plus the vacuum)."""
+    """Let a timed section start on quiet session tables: wait (at most ``timeout_s``) until no
+    closed handle has delivered ids left (a stop deletes them at once; the sweeper purges those
+    of expired handles), then vacuum both tables. A section that closes many handles deletes
+    hundreds of thousands of ids, and without this autovacuum cleans them up while the next
+    section is being timed. Returns the seconds it took."""
     t0 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         while time.perf_counter() - t0 < timeout_s:
