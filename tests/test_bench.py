@@ -129,6 +129,10 @@ def test_quick_bench_completes_with_well_formed_results(
 
     names = {t["name"] for t in results["targets"]}
     assert "recall@10, first page, offset (20 queries)" in names
+    # The first 100 / 1,000 rows of each style, on the same larger set of queries.
+    assert quality["recall_by_style_queries"] == 20
+    assert set(quality["recall_by_style"]) == {"resumable", "offset", "stored"}
+    assert {"recall@100, offset (20 queries)", "recall@1000, stored (20 queries)"} <= names
     assert {"duplicates", "completeness"} <= names
     assert "targets" in proc.stdout.lower()
     assert (out / "latency_vs_depth.png").stat().st_size > 0

@@ -104,11 +104,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         r10 = fp["mean"]
         label = f"recall@10, first page, {style} ({fp['queries']} queries)"
         out.append(_target(label, ">= 0.97", r10, "", r10 >= 0.97))
+    n = results["quality"].get("recall_by_style_queries")
     for style, by_k in results["quality"].get("recall_by_style", {}).items():
         # The deeper rows of the styles that read the index once (the issue's >= 0.95).
         for k in ("100", "1000") if style in ("offset", "stored") else ():
             r = by_k.get(k)
-            label = f"recall@{k}, {style}"
+            label = f"recall@{k}, {style} ({n} queries)"
             out.append(_target(label, ">= 0.95", r, "", None if r is None else r >= 0.95))
     switch = (results.get("exact_switch") or {}).get("crossing_next") or {}
     p50 = switch.get("p50_ms")
@@ -394,9 +395,10 @@ def render(results: dict[str, Any], console: Console) -> None:
     t.add_column("value", justify="right")
     for d, r in q["recall"].items():
         t.add_row(f"recall@{int(d):,} (mean / min)", f"{r:.4f} / {q['recall_min'][d]:.4f}")
+    n = q.get("recall_by_style_queries")
     for style, by_k in q.get("recall_by_style", {}).items():
         recalls = " / ".join(f"{v:.4f}" for v in by_k.values())
-        t.add_row(f"{style}: recall@{' / @'.join(by_k)} (first rows)", recalls)
+        t.add_row(f"{style}: recall@{' / @'.join(by_k)} (first rows, {n} queries)", recalls)
     for style, fp in q.get("first_page_recall", {}).items():
         t.add_row(
             f"{style}: first-page recall@10 over {fp['queries']} queries, mean / min "
