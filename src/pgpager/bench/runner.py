@@ -570,19 +570,7 @@ class Bench:
         with self.steps.section("recall", "recall by query style", len(queries)) as step:
             for q in queries:
                 exact = db_probes.exact_top(self.url, c, q, deep)
-                got: dict[str, list[str]] = {}
-                body, _ = await api.start(c.name, vec(q), deep)
-                got["resumable"] = [r["id"] for r in body["results"]]
-                if body["state"] == "active":
-                    await api.stop(body["handle"])
-                with contextlib.suppress(Unavailable, BenchFailed):
-                    page, _ = await api.search(c.name, vec(q), 0, deep)
-                    got["offset"] = [r["id"] for r in page["results"]]
-                with contextlib.suppress(Unavailable, BenchFailed):
-                    stored, _ = await api.store_query(c.name, vec(q), deep)
-                    page, _ = await api.stored_page(stored["query_id"], 0, deep)
-                    got["stored"] = [r["id"] for r in page["results"]]
-                    await api.drop_stored(stored["query_id"])
+                got = await self._first_rows(api, c.name, q, deep)
                 for style, ids in got.items():
                     for k in ks:
                         truth = exact[:k]
@@ -595,6 +583,25 @@ class Bench:
         }
         quality["recall_by_style_queries"] = len(queries)
 
+    @staticmethod
+    async def _first_rows(api: Api, name: str, q: Any, k: int) -> dict[str, list[str]]:
+        """The ids of the first ``k`` rows each style returns for ``q``: a resumable start, an
+        offset search from 0 and a stored vector search (the styles the server offers)."""
+        got: dict[str, list[str]] = {}
+        body, _ = await api.start(name, vec(q), k)
+        got["resumable"] = [r["id"] for r in body["results"]]
+        if body["state"] == "active":
+            await api.stop(body["handle"])
+        with contextlib.suppress(Unavailable, BenchFailed):
+            page, _ = await api.search(name, vec(q), 0, k)
+            got["offset"] = [r["id"] for r in page["results"]]
+        with contextlib.suppress(Unavailable, BenchFailed):
+            stored, _ = await api.store_query(name, vec(q), k)
+            page, _ = await api.stored_page(stored["query_id"], 0, k)
+            got["stored"] = [r["id"] for r in page["results"]]
+            await api.drop_stored(stored["query_id"])
+        return got
+
     async def _first_page_recall(self, api: Api, c: Collection, ds: Dataset) -> None:
         """Recall@10 of the first page each style returns (a resumable start, an offset search
         from 0, a stored vector search's first page), on ``first_page_queries`` held-out
@@ -606,19 +613,7 @@ class Bench:
         with self.steps.section("first_page", "first-page recall", len(queries)) as step:
             for q in queries:
                 truth = set(db_probes.exact_top(self.url, c, q, k))
-                got: dict[str, list[str]] = {}
-                body, _ = await api.start(c.name, vec(q), k)
-                got["resumable"] = [r["id"] for r in body["results"]]
-                if body["state"] == "active":
-                    await api.stop(body["handle"])
-                with contextlib.suppress(Unavailable, BenchFailed):
-                    page, _ = await api.search(c.name, vec(q), 0, k)
-                    got["offset"] = [r["id"] for r in page["results"]]
-                with contextlib.suppress(Unavailable, BenchFailed):
-                    stored, _ = await api.store_query(c.name, vec(q), k)
-                    page, _ = await api.stored_page(stored["query_id"], 0, k)
-                    got["stored"] = [r["id"] for r in page["results"]]
-                    await api.drop_stored(stored["query_id"])
+                got = await self._first_rows(api, c.name, q, k)
                 for style, ids in got.items():
                     recall[style].append(len(set(ids) & truth) / max(1, len(truth)))
                 step(1)
