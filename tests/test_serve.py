@@ -309,3 +309,43 @@ def test_json_formatter_puts_the_traceback_in_exc() -> None:
     assert record["logger"] == "pgpager.test"
     assert record["message"] == "it failed: badly"
     assert record["exc"].startswith("Traceback") and "RuntimeError: boom" in record["exc"]
+
+
+async def test_the_app_of_pgpager_serve_freezes_its_start_up_heap(
+    pg_url: str, settings: Any, server_factory: ServerFactory
+) -> None:
+    """``pgpager serve`` moves what start-up made out of the garbage collector's view (full
+    collections walked it all: 60-125 ms pauses under load); garbage made afterwards is still
+    collected, and an app that does not own its process (these tests) freezes nothing."""
+    import gc
+    import weakref
+
+    from litestar.testing import AsyncTestClient
+
+    from pgpager.http.app import create_app
+
+    class Node:
+        other: Any = None
+
+    gc.unfreeze()
+    try:
+        async with AsyncTestClient(app=create_app(settings, pg_url)) as client:
+            assert (await client.get("/health")).status_code == 200
+            assert gc.get_freeze_count() == 0
+        app = create_app(settings.with_(instance_id="freeze-test"), pg_url, freeze_heap=True)
+        async with AsyncTestClient(app=app) as client:
+            assert (await client.get("/health")).status_code == 200
+            assert gc.get_freeze_count() > 10_000
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+            ref = weakref.ref(a)
+            del a, b
+            gc.collect()
+            assert ref() is None, "a cycle made after start-up was not collected"
+    finally:
+        gc.unfreeze()
+
+    # And pgpager serve asks for it.
+    server = server_factory(pg_url, PGPAGER_LOG_LEVEL="debug")
+    lines = served_and_stopped(server)
+    assert any("start-up objects out of the garbage collector's view" in line for line in lines)

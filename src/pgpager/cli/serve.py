@@ -136,7 +136,7 @@ def serve(obj: Obj, host: str, port: int, log_level: str) -> None:
             http, loop = fast_stack()
             log.debug("HTTP: uvicorn with %s on the %s event loop", http, loop)
             config = uvicorn.Config(
-                create_app(settings, url),
+                create_app(settings, url, freeze_heap=True),
                 host=settings.host,
                 port=settings.port,
                 # Logging is configured above: no uvicorn formatters, no levels of its own.

@@ -3,6 +3,8 @@ mapping, and a lifespan that opens the runtime and closes it again."""
 
 from __future__ import annotations
 
+import gc
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -51,6 +53,8 @@ INSTANCE_HEADER = "X-Pgpager-Instance"
 the instance that last served the handle, so a load balancer can keep a handle there (see
 docs/scaling.md)."""
 
+log = logging.getLogger(__name__)
+
 
 def _provider(name: str) -> Provide:
     def provide(state: State) -> Any:
@@ -86,11 +90,30 @@ class App(Litestar):
         await send(message)
 
 
-def create_app(settings: Settings, database_url: str) -> App:
+def freeze_startup_heap() -> int:
+    """Collect, then freeze what is left: the modules, the app and the runtime that start-up
+    made (about 137,000 objects) are never garbage, and every full collection walked them all.
+    Under 32 clients calling ``next`` that was 60-125 ms per full collection, five in eight
+    seconds, each one a pause for every request; frozen, the same collections took at most
+    5 ms (p99 140 -> 46 ms, measured side by side). Returns how many objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    log.debug("froze %d start-up objects out of the garbage collector's view", frozen)
+    return frozen
+
+
+def create_app(settings: Settings, database_url: str, *, freeze_heap: bool = False) -> App:
+    """The HTTP app. ``freeze_heap`` (``pgpager serve``, which owns its process) moves what
+    start-up made out of the garbage collector's view once the runtime is open: see
+    ``freeze_startup_heap``."""
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with Runtime.open(settings, database_url, serve=True) as runtime:
             app.state.runtime = runtime
+            if freeze_heap:
+                freeze_startup_heap()
             yield
 
     allowed: dict[str, str] = {}  # path template -> its methods, filled once the app is built
