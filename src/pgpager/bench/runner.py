@@ -426,7 +426,6 @@ class Bench:
     async def _depth_latency(self, api: Api, c: Collection, ds: Dataset, served: Settings) -> None:
         cfg = self.config
         latency: dict[str, Any] = {}
-        starts: list[int] = []
         recall: dict[str, list[float]] = {str(d): [] for d in cfg.depths}
         duplicates = 0
 
@@ -448,9 +447,8 @@ class Bench:
         server_before = await api.next_latency()
         with self.steps.section("walk", "resumable next, by depth", len(ds.queries)) as step:
             for q in ds.queries:
-                walk, ids, start_ns = await self._walk(api, c.name, vec(q))
+                walk, ids = await self._walk(api, c.name, vec(q))
                 walks.append(walk)
-                starts.append(start_ns)
                 duplicates += len(ids) - len(set(ids))
                 exact = db_probes.exact_top(self.url, c, q, max(cfg.depths))
                 for d in cfg.depths:
@@ -466,16 +464,24 @@ class Bench:
             "server_p50_ms": server.quantile_ms(0.5),
         }
 
-        latency["offset_search"], topk = await self._offset(api, c.name, ds)
+        latency["offset_search"] = await self._offset(api, c.name, ds)
         latency["stored_query_pages"], created = await self._stored(api, c.name, ds)
 
+        # A start against a plain top-10 search of the same vector, made moments apart and in
+        # alternating order: this machine's speed drifts between sections, a pair does not.
+        starts: list[int] = []
+        topk: list[int] = []
         n_starts = cfg.repetitions * len(ds.queries)
-        with self.steps.section("start", "resumable start", n_starts) as step:
-            for _ in range(cfg.repetitions):
+        with self.steps.section("start", "resumable start vs top-10 search", n_starts) as step:
+            for rep in range(cfg.repetitions):
                 for q in ds.queries:
+                    if rep % 2:
+                        topk.append((await api.search(c.name, vec(q), 0, cfg.page))[1])
                     body, ns = await api.start(c.name, vec(q), cfg.page)
                     starts.append(ns)
                     await api.stop(body["handle"])
+                    if not rep % 2:
+                        topk.append((await api.search(c.name, vec(q), 0, cfg.page))[1])
                     step(1)
 
         for entry in latency.values():
@@ -494,9 +500,9 @@ class Bench:
 
     async def _walk(
         self, api: Api, name: str, q: list[float]
-    ) -> tuple[list[tuple[int, int]], list[str], int]:
+    ) -> tuple[list[tuple[int, int]], list[str]]:
         page = self.config.page
-        body, start_ns = await api.start(name, q, page)
+        body, _ = await api.start(name, q, page)
         handle = body["handle"]
         ids = [r["id"] for r in body["results"]]
         position, state = body["position"], body["state"]
@@ -508,26 +514,23 @@ class Bench:
             position, state = body["position"], body["state"]
         if state == "active":
             await api.stop(handle)
-        return walk, ids, start_ns
+        return walk, ids
 
-    async def _offset(self, api: Api, name: str, ds: Dataset) -> tuple[dict[str, Any], list[int]]:
+    async def _offset(self, api: Api, name: str, ds: Dataset) -> dict[str, Any]:
         cfg = self.config
-        total = cfg.repetitions * len(ds.queries) * (len(cfg.depths) + 1)
+        total = cfg.repetitions * len(ds.queries) * len(cfg.depths)
         samples: dict[int, list[int]] = {d: [] for d in cfg.depths}
-        topk: list[int] = []
         with self.steps.section("offset", "offset search, by depth", total) as step:
             try:
                 for _ in range(cfg.repetitions):
                     for q in ds.queries:
-                        topk.append((await api.search(name, vec(q), 0, cfg.page))[1])
-                        step(1)
                         for d in cfg.depths:
                             samples[d].append((await api.search(name, vec(q), d, cfg.page))[1])
                             step(1)
             except (Unavailable, BenchFailed) as exc:
-                return {"available": False, "reason": str(exc), "depths": {}}, []
+                return {"available": False, "reason": str(exc), "depths": {}}
         depths = {str(d): summary(s) for d, s in samples.items()}
-        return {"available": True, "depths": depths}, topk
+        return {"available": True, "depths": depths}
 
     async def _stored(self, api: Api, name: str, ds: Dataset) -> tuple[dict[str, Any], list[int]]:
         cfg = self.config
