@@ -583,11 +583,16 @@ async def test_delivery_record_commit_mode(
             # The test cluster may run with synchronous_commit off: start from on.
             await conn.execute("SET LOCAL synchronous_commit = on")
             cur = await conn.execute(
-                query("sessions", "record_delivery"),
-                {"id": body["handle"], "ids": ["29"], "sync_commit": sync_commit},
+                query("sessions", "record_deliveries"),
+                {
+                    "handles": [body["handle"]],
+                    "owners": [body["handle"]],
+                    "ids": ["29"],
+                    "sync_commit": sync_commit,
+                },
             )
             row = await cur.fetchone()
-            assert row is not None and row[0] and list(row[1]) == ["29"]
+            assert row is not None and row[0] == body["handle"] and list(row[1]) == ["29"]
             cur = await conn.execute("SHOW synchronous_commit")
             shown = await cur.fetchone()
         assert shown is not None and shown[0] == ("on" if sync_commit else "off")

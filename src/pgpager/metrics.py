@@ -26,6 +26,13 @@ next_latency = Histogram(
     buckets=NEXT_BUCKETS,
     registry=REGISTRY,
 )
+delivery_record_pages = Histogram(
+    "pgpager_delivery_record_pages",
+    "Pages of resumable queries recorded as delivered by one statement and commit (above 1: "
+    "nexts served at the same moment shared a commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+    registry=REGISTRY,
+)
 sweeps = Counter(
     "pgpager_sweeper_actions", "What the sweeper closed or deleted.", ["action"], registry=REGISTRY
 )

@@ -29,6 +29,7 @@ from pgpager import metrics, window
 from pgpager.cursors import CursorHost, CursorHosts, CursorLost, new_cursor_name
 from pgpager.errors import HandleClosed, HandleNotFound, InvalidRequest, TooManyHandles
 from pgpager.services import validation
+from pgpager.services.deliveries import Deliveries
 from pgpager.services.embedding import Embedder
 from pgpager.settings import Settings
 from pgpager.store import collections, pages, sessions
@@ -83,6 +84,10 @@ class LiveCursor:
     @property
     def valid(self) -> bool:
         return self.host.generation == self.generation and self.name in self.host.cursors
+
+
+def nearest_first(h: Hit) -> tuple[float, str]:
+    return (h.distance, h.id)
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,7 @@ class ResumableQueries:
         self.settings = settings
         self.hosts = hosts
         self.live: dict[str, LiveCursor] = {}
+        self.deliveries = Deliveries(db, sync_commit=settings.delivery_sync_commit)
         self._locks: dict[str, list[Any]] = {}  # handle -> [lock, holders and waiters]
 
     # --- public operations -----------------------------------------------------------------
@@ -313,7 +319,6 @@ class ResumableQueries:
         )
         first: list[Hit] = []
         if not live.ended:
-            live.buffer.sort(key=lambda h: (h.distance, h.id))
             first, live.buffer = live.buffer[:top_k], live.buffer[top_k:]
         try:
             session = await self._insert(values, live.host, live.name, first)
@@ -333,7 +338,8 @@ class ResumableQueries:
             live = self.live.get(handle)
             if live is not None and live.valid:
                 # Hot path: the cursor is here. Whether the handle is still open and within
-                # its limits is checked by record_delivery in the same round trip as the write.
+                # its limits is checked by the delivery record, in the same round trip as the
+                # write.
                 if live.session.api_key_id not in (None, api_key_id):
                     raise HandleNotFound(f"no resumable query with handle {handle!r}")
             else:
@@ -520,7 +526,8 @@ class ResumableQueries:
             collection=c,
             session=dataclasses.replace(session, phase=phase),
             position=position,
-            buffer=[hit(r) for r in rows],
+            # In nearest-first order, as _read keeps it (an index cursor's rows come relaxed).
+            buffer=sorted((hit(r) for r in rows), key=nearest_first),
             ended=prefetch > 0 and len(rows) < prefetch,
         )
         self.live[session.id] = live
@@ -594,7 +601,7 @@ class ResumableQueries:
             exhausted = False
         # A batch that spans the switch to the exact phase holds rows the index missed, closer
         # than its last ones: sorting keeps every batch in non-decreasing distance.
-        out.sort(key=lambda h: (h.distance, h.id))
+        out.sort(key=nearest_first)
         return Page(handle, out, "exhausted" if exhausted else "active", live.position)
 
     async def _fill(self, live: LiveCursor, k: int, out: list[Hit]) -> tuple[LiveCursor, bool]:
@@ -621,12 +628,7 @@ class ResumableQueries:
                 live = await self._redeclare(live, "exact", rehydrate=False)
                 continue
             if batch:
-                active, fresh = await sessions.record_delivery(
-                    self.db,
-                    handle,
-                    [h.id for h in batch],
-                    sync_commit=self.settings.delivery_sync_commit,
-                )
+                active, fresh = await self.deliveries.record(handle, [h.id for h in batch])
                 if not active:
                     await self._closed_meanwhile(live)
                 out.extend(h for h in batch if h.id in fresh)
@@ -639,7 +641,7 @@ class ResumableQueries:
         return live, False
 
     async def _closed_meanwhile(self, live: LiveCursor) -> None:
-        """record_delivery refused: the handle was closed (CLI, sweeper, another instance) or
+        """The delivery record refused: the handle was closed (CLI, sweeper, another instance) or
         ran past its limits since its cursor was read. Always raises."""
         handle = live.session.id
         await self.drop_local([handle])
@@ -669,10 +671,11 @@ class ResumableQueries:
             rows = await live.host.fetch(live.name, want)
             live.buffer.extend(hit(r) for r in rows)
             ended = len(rows) < want
+            # The window stays sorted between reads: only a read makes it need sorting again.
+            live.buffer.sort(key=nearest_first)
         if ended:
             # Buffered rows are not delivered yet: the exact phase will return them in order.
             live.buffer.clear()
             return [], True
-        live.buffer.sort(key=lambda h: (h.distance, h.id))
         batch, live.buffer = live.buffer[:need], live.buffer[need:]
         return batch, False

@@ -20,6 +20,8 @@ import msgspec
 import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg import errors as pgerrors
+from psycopg import postgres
+from psycopg.adapt import Dumper
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -282,8 +284,27 @@ def load_json(data: bytes | bytearray | memoryview | str) -> Any:
         return msgspec.Raw(raw)
 
 
+class TextArray(list[str]):
+    """Strings sent as one ``text[]`` parameter (the ids of the delivery record, on every
+    ``next``). psycopg's generic list dumper works out an element type for each list it sends:
+    about 20 us for ten ids, against 2 us for ``TextArrayDumper``."""
+
+
+class TextArrayDumper(Dumper):
+    r"""The array's text form with every element quoted: inside quotes only ``"`` and ``\``
+    are escaped, which writes any string PostgreSQL's text can hold (no NUL)."""
+
+    oid = postgres.types["text"].array_oid
+
+    def dump(self, obj: Any) -> bytes:
+        encoding = self.connection.info.encoding if self.connection else "utf-8"
+        quoted = ('"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"' for s in obj)
+        return ("{" + ",".join(quoted) + "}").encode(encoding)
+
+
 async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
     await register_vector_async(conn)
+    conn.adapters.register_dumper(TextArray, TextArrayDumper)
     set_json_loads(load_json, conn)
     set_json_dumps(msgspec.json.encode, conn)  # writes a Raw (see load_json) back verbatim
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from pgpager.errors import CollectionNotFound
-from pgpager.store.database import Database, connect, translated
+from pgpager.store.database import Database, TextArray, connect, translated
 from pgpager.store.queries import query
 
 CHANNEL = "pgpager_handles"
@@ -110,17 +111,13 @@ async def insert_with_first_page(
             row = await cur.fetchone()
             if row is None:
                 return None, set()
-            record = await conn.execute(
-                query("sessions", "record_delivery"),
-                {"id": values["id"], "ids": delivered, "sync_commit": True},
-            )
-            recorded = await record.fetchone()
+            recorded = await _record(conn, [(values["id"], delivered)], sync_commit=True)
     except pgerrors.ForeignKeyViolation as exc:
         raise CollectionNotFound(
             "the collection does not exist (it was dropped meanwhile)"
         ) from exc
-    assert recorded is not None
-    return Session(**{**row, "position": len(recorded[1])}), set(recorded[1])
+    fresh = recorded[values["id"]]
+    return Session(**{**row, "position": len(fresh)}), fresh
 
 
 async def get(pool: Database, handle: str) -> Session | None:
@@ -151,18 +148,31 @@ async def list_sessions(
         return [Session(**r) for r in await cur.fetchall()]
 
 
-async def record_delivery(
-    pool: Database, handle: str, ids: list[str], *, sync_commit: bool = True
-) -> tuple[bool, set[str]]:
-    """Record ids as delivered. Returns whether the handle is still active (and not overdue),
-    and which of the ids are new for it; only those may be sent. ``sync_commit`` False: the
-    record is committed without waiting for its WAL flush (PGPAGER_DELIVERY_SYNC_COMMIT)."""
-    params = {"id": handle, "ids": ids, "sync_commit": sync_commit}
+async def record_deliveries(
+    pool: Database, pages: Sequence[tuple[str, Sequence[str]]], *, sync_commit: bool = True
+) -> dict[str, set[str]]:
+    """Record the ids each page delivers, ``(handle, ids)``, in one statement and one commit.
+    Returns, for each handle still active (and not overdue), which of its ids are new for it:
+    only those may be sent; a handle missing from the answer recorded nothing. ``sync_commit``
+    False: committed without waiting for its WAL flush (PGPAGER_DELIVERY_SYNC_COMMIT)."""
     async with pool.connection() as conn:
-        cur = await conn.execute(query("sessions", "record_delivery"), params)
-        row = await cur.fetchone()
-    assert row is not None
-    return bool(row[0]), set(row[1])
+        return await _record(conn, pages, sync_commit=sync_commit)
+
+
+async def _record(
+    conn: psycopg.AsyncConnection[Any],
+    pages: Sequence[tuple[str, Sequence[str]]],
+    *,
+    sync_commit: bool,
+) -> dict[str, set[str]]:
+    params = {
+        "handles": TextArray(handle for handle, _ in pages),
+        "owners": TextArray(handle for handle, ids in pages for _ in ids),
+        "ids": TextArray(i for _, ids in pages for i in ids),
+        "sync_commit": sync_commit,
+    }
+    cur = await conn.execute(query("sessions", "record_deliveries"), params)
+    return {handle: set(fresh) for handle, fresh, *_ in await cur.fetchall()}
 
 
 async def set_owner(
