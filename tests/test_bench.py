@@ -100,6 +100,10 @@ def test_quick_bench_completes_with_well_formed_results(
 
     assert [t["clients"] for t in results["throughput"]] == results["parameters"]["clients"]
     assert all(t["requests"] > 0 for t in results["throughput"])
+    if "PGPAGER_TEST_DATABASE_URL" not in os.environ:
+        # Where the cores went: the embedded PostgreSQL's processes are on this machine.
+        assert all(t["postgres_cpu_ms_per_request"] > 0 for t in results["throughput"])
+        assert all(t["postgres_cores_busy"] > 0 for t in results["throughput"])
     assert [c["handles"] for c in results["capacity"]] == results["parameters"]["capacity"]
     assert results["lean_client_next"]["n"] > 0 and results["lean_client_next"]["p50_ms"] > 0
 

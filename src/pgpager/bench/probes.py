@@ -81,3 +81,18 @@ def cpu_s(pid: int) -> float:
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_s(pids: Iterable[int]) -> float:
+    """CPU seconds used so far by those of ``pids`` that are PostgreSQL processes on this
+    machine; 0 when none is (a server in another container or on another machine, whose pids
+    mean nothing here)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            if not Path(f"/proc/{pid}/comm").read_text().startswith("postgres"):
+                continue
+        except OSError:
+            continue
+        total += cpu_s(pid)
+    return total

@@ -353,7 +353,17 @@ def render(results: dict[str, Any], console: Console) -> None:
     console.print(t)
 
     t = Table(title="Resumable next throughput (one handle per client)")
-    for col in ("clients", "requests/s", "p50 ms", "p99 ms", "server CPU ms/req", "server cores"):
+    for col in (
+        "clients",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms/req: server",
+        "PostgreSQL",
+        "client",
+        "cores: server",
+        "PostgreSQL",
+    ):
         t.add_column(col, justify="right")
     for r in results["throughput"]:
         t.add_row(
@@ -362,7 +372,10 @@ def render(results: dict[str, Any], console: Console) -> None:
             _num(r["p50_ms"]),
             _num(r["p99_ms"]),
             _num(r.get("server_cpu_ms_per_request")),
+            _num(r.get("postgres_cpu_ms_per_request")),
+            _num(r.get("client_cpu_ms_per_request")),
             _num(r.get("server_cores_busy")),
+            _num(r.get("postgres_cores_busy")),
         )
     console.print(t)
 

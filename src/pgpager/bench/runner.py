@@ -764,7 +764,14 @@ class Bench:
                         exhausted += 1
                         return
 
-            cpu = probes.cpu_s(server.pid), time.process_time(), time.perf_counter()
+            # PostgreSQL's processes by pid (every pool and host connection is open by now).
+            pg_pids = db_probes.server_pids(self.url)
+            cpu = (
+                probes.cpu_s(server.pid),
+                probes.postgres_cpu_s(pg_pids),
+                time.process_time(),
+                time.perf_counter(),
+            )
             try:
                 await asyncio.gather(
                     *(client(r, h["handle"]) for r, (h, _) in zip(raws, handles, strict=True))
@@ -772,8 +779,9 @@ class Bench:
             finally:
                 await asyncio.gather(*(r.close() for r in raws))
             server_cpu = probes.cpu_s(server.pid) - cpu[0]
-            client_cpu = time.process_time() - cpu[1]
-            wall = time.perf_counter() - cpu[2]
+            pg_cpu = probes.postgres_cpu_s(pg_pids) - cpu[1]
+            client_cpu = time.process_time() - cpu[2]
+            wall = time.perf_counter() - cpu[3]
             await bounded(
                 OPEN_CONCURRENCY,
                 [partial(a.stop, h[0]["handle"]) for a, h in zip(clients, handles, strict=True)],
@@ -793,7 +801,11 @@ class Bench:
             # Where the two cores went: the server process and this client, per request.
             "server_cpu_ms_per_request": round(server_cpu / calls * 1000, 3) if calls else None,
             "client_cpu_ms_per_request": round(client_cpu / calls * 1000, 3) if calls else None,
+            "postgres_cpu_ms_per_request": (
+                round(pg_cpu / calls * 1000, 3) if calls and pg_cpu > 0 else None
+            ),
             "server_cores_busy": round(server_cpu / wall, 2),
+            "postgres_cores_busy": round(pg_cpu / wall, 2) if pg_cpu > 0 else None,
         }
 
     # --- text ----------------------------------------------------------------------------

@@ -149,3 +149,10 @@ def host_backend_pids(url: str, instance_id: str) -> list[int]:
             query("probes", "host_backend_pids"), {"instance": instance_id}
         ).fetchall()
     return sorted(int(r[0]) for r in rows)
+
+
+def server_pids(url: str) -> list[int]:
+    """The PostgreSQL server's processes (backends and background processes)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(query("probes", "server_pids")).fetchall()
+    return sorted(int(r[0]) for r in rows)

@@ -26,6 +26,11 @@ FROM pgpager.query_sessions AS s
 JOIN pg_stat_activity AS a ON a.pid = s.owner_pid
 WHERE s.owner_instance = %(instance)s AND s.owner_pid IS NOT NULL
 
+-- name: server_pids
+-- Every process of the PostgreSQL server that shows in pg_stat_activity: backends, the WAL
+-- writer, the checkpointer and the other background processes.
+SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL
+
 -- name: create_commit_floor
 -- A logged table shaped like query_session_rows: what a durable write of one page's ids costs
 -- at least (a next's record also checks, in the same statement, that its handle is active).
