@@ -106,6 +106,16 @@ def test_quick_bench_completes_with_well_formed_results(
         assert all(t["postgres_cores_busy"] > 0 for t in results["throughput"])
     assert [c["handles"] for c in results["capacity"]] == results["parameters"]["capacity"]
     assert results["lean_client_next"]["n"] > 0 and results["lean_client_next"]["p50_ms"] > 0
+    # Each single-client HTTP figure beside the same client's round trip to a bare server
+    # answering a real next's bytes, as many calls each, in the same rounds.
+    floor = results["http_floor"]
+    assert floor["body_bytes"] > 100
+    for client, measured in (("lean", "lean_client_next"), ("httpx", "httpx_client_next")):
+        assert floor[client]["n"] == results[measured]["n"] == 200
+        assert floor[client]["p50_ms"] > 0
+    assert "  bare HTTP + FETCH 10 + durable commit (the figure's floor)" in {
+        t["name"] for t in results["targets"]
+    }
 
     quality = results["quality"]
     assert quality["duplicates"] == 0

@@ -70,6 +70,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if p50 is None else p50 <= 1.0,
         )
     )
+    out.extend(_http_floor(results, "lean", shallow))
     one = results.get("httpx_client_next") or next(
         (t for t in results["throughput"] if t["clients"] == 1), None
     )
@@ -83,6 +84,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if p50 is None else p50 <= 1.6,
         )
     )
+    out.extend(_http_floor(results, "httpx", shallow))
     out.extend(_cost_targets(results, shallow))
 
     cap = max(results["capacity"], key=lambda r: r["handles"], default=None)
@@ -133,6 +135,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
+
+
+def _http_floor(results: dict[str, Any], client: str, shallow: int) -> list[dict[str, Any]]:
+    """What stops the HTTP figure above: the same client's round trip to a bare server answering
+    the same bytes, plus the two database floors under a next (FETCH and durable commit)."""
+    bare = ((results.get("http_floor") or {}).get(client) or {}).get("p50_ms")
+    if bare is None:
+        return []
+    fetch = _p50(results, "sql_fetch", shallow)
+    commit = ((results.get("floors") or {}).get("durable_commit") or {}).get("p50_ms")
+    out = [_target("  bare HTTP round trip, same client and body (floor)", "-", bare, "ms", None)]
+    if fetch is not None and commit is not None:
+        floor = round(bare + fetch + commit, 3)
+        label = "  bare HTTP + FETCH 10 + durable commit (the figure's floor)"
+        out.append(_target(label, "-", floor, "ms", None))
+    return out
 
 
 def _cost_targets(results: dict[str, Any], shallow: int) -> list[dict[str, Any]]:

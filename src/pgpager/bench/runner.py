@@ -41,7 +41,7 @@ from rich.progress import (
 
 from pgpager.bench import BenchFailed, data, probes, report
 from pgpager.bench.data import Dataset
-from pgpager.bench.server import Api, BenchServer, RawClient, Unavailable
+from pgpager.bench.server import Api, BenchServer, RawClient, Unavailable, bare_server
 from pgpager.runtime import Runtime, database
 from pgpager.settings import Settings
 from pgpager.store import probes as db_probes
@@ -677,51 +677,78 @@ class Bench:
         self.results["throughput"] = rows
 
     async def _lean_next(self, server: BenchServer, api: Api, name: str, ds: Dataset) -> None:
-        """`next` latency with one lean client (stdlib http.client, keep-alive). httpx's own
-        CPU per request is a large part of the figures above; this shows the server's."""
+        """`next` latency with one lean client (stdlib http.client, keep-alive) and with httpx,
+        each beside the HTTP floor: the same client, path and body against a bare uvicorn on the
+        same HTTP stack answering a real next's bytes (``pgpager.bench.bare``), in alternating
+        rounds moments apart. httpx's own CPU per request is a large part of its figures."""
         calls = 200 if self.config.quick else 1000
+        rounds = 4
         body, _ = await api.call(
             "POST",
             f"/v1/collections/{name}/resumable-queries",
             json={"vector": ds.sample(1, self.config.seed + 7)[0].tolist(), "top_k": 10},
         )
         handle = body["handle"]
-        port = int(server.url.rsplit(":", 1)[1])
+        path = f"/v1/resumable-queries/{handle}/next"
         payload = json.dumps({"additional_k": 10}).encode()
         headers = {"content-type": "application/json"}
 
-        def measure() -> list[int]:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        def measure(url: str, n: int) -> tuple[list[int], bytes]:
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
             times: list[int] = []
+            data = b""
             try:
-                for _ in range(calls):
+                for _ in range(n):
                     t0 = time.perf_counter_ns()
-                    conn.request("POST", f"/v1/resumable-queries/{handle}/next", payload, headers)
+                    conn.request("POST", path, payload, headers)
                     response = conn.getresponse()
-                    response.read()
+                    data = response.read()
                     times.append(time.perf_counter_ns() - t0)
                     if response.status != 200:
-                        raise RuntimeError(f"next answered {response.status}")
+                        raise BenchFailed(f"next answered {response.status}: {data[:300]!r}")
             finally:
                 conn.close()
-            return times
+            return times, data
 
-        with self.steps.section("lean_next", "next with a lean client, then httpx", 2) as step:
-            times = await asyncio.to_thread(measure)
-            step(1)
-            # The same handle, one client, with httpx (what most Python callers use).
-            heavy: list[int] = []
-            for _ in range(calls):
-                heavy.append((await api.next(handle, 10))[1])
-            step(1)
+        lean: list[int] = []
+        heavy: list[int] = []
+        floor_lean: list[int] = []
+        floor_heavy: list[int] = []
+        title = "next with a lean client and httpx, beside bare HTTP"
+        with self.steps.section("lean_next", title, rounds) as step:
+            _, answer = await asyncio.to_thread(measure, server.url, 1)
+            with bare_server(answer) as bare_url:
+                bare = Api(bare_url)
+                try:
+                    for _ in range(rounds):
+                        lean += (await asyncio.to_thread(measure, server.url, calls // rounds))[0]
+                        floor_lean += (await asyncio.to_thread(measure, bare_url, calls // rounds))[
+                            0
+                        ]
+                        for _ in range(calls // rounds):
+                            heavy.append((await api.next(handle, 10))[1])
+                        for _ in range(calls // rounds):
+                            floor_heavy.append(
+                                (await bare.call("POST", path, json={"additional_k": 10}))[1]
+                            )
+                        step(1)
+                finally:
+                    await bare.close()
         await api.call("DELETE", f"/v1/resumable-queries/{handle}")
         self.results["lean_client_next"] = {
             "client": "http.client (stdlib)",
-            **(summary(times) or {}),
+            **(summary(lean) or {}),
         }
         self.results["httpx_client_next"] = {
             "client": "httpx.AsyncClient",
             **(summary(heavy) or {}),
+        }
+        self.results["http_floor"] = {
+            "server": "uvicorn on the same HTTP stack, one fixed body (a real next's), no app",
+            "body_bytes": len(answer),
+            "lean": summary(floor_lean),
+            "httpx": summary(floor_heavy),
         }
 
     async def _throughput_at(

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,43 @@ class BenchServer:
 
     def cleanup(self) -> None:
         self.log.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def bare_server(body: bytes, timeout: float = 30.0) -> Iterator[str]:
+    """The HTTP floor (``pgpager.bench.bare``) answering ``body``, in a subprocess; yields its
+    URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="pgpager-bench-bare-") as tmp:
+        body_file = Path(tmp) / "body.json"
+        body_file.write_bytes(body)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgpager.bench.bare", str(port), str(body_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    raise BenchFailed(f"the bare HTTP server exited at start-up:\n{err[-4000:]}")
+                try:
+                    if httpx.post(url + "/", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise BenchFailed("the bare HTTP server did not start") from None
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 class RawClient:
