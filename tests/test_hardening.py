@@ -150,9 +150,10 @@ async def test_statements_on_a_collection_dropped_meanwhile_are_collection_not_f
             params(c, np.asarray([1, 0, 0], dtype=np.float32), "", None),
         )
     with pytest.raises(CollectionNotFound):
-        await sessions.insert_within_cap(
+        await sessions.insert_with_first_page(
             rt.db,
             10,
+            ["1"],
             id="h" * 48,
             collection=collection,
             namespace="",

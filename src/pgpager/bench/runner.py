@@ -721,17 +721,17 @@ class Bench:
             with bare_server(answer) as bare_url:
                 bare = Api(bare_url)
                 try:
+                    per_round = calls // rounds
                     for _ in range(rounds):
-                        lean += (await asyncio.to_thread(measure, server.url, calls // rounds))[0]
-                        floor_lean += (await asyncio.to_thread(measure, bare_url, calls // rounds))[
-                            0
-                        ]
-                        for _ in range(calls // rounds):
+                        times, _ = await asyncio.to_thread(measure, server.url, per_round)
+                        lean += times
+                        times, _ = await asyncio.to_thread(measure, bare_url, per_round)
+                        floor_lean += times
+                        for _ in range(per_round):
                             heavy.append((await api.next(handle, 10))[1])
-                        for _ in range(calls // rounds):
-                            floor_heavy.append(
-                                (await bare.call("POST", path, json={"additional_k": 10}))[1]
-                            )
+                        for _ in range(per_round):
+                            _, ns = await bare.call("POST", path, json={"additional_k": 10})
+                            floor_heavy.append(ns)
                         step(1)
                 finally:
                     await bare.close()

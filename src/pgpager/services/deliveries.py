@@ -125,10 +125,10 @@ class Deliveries:
         try:
             return await self._record_pages(pages)
         except pgerrors.DeadlockDetected:
-            # Another writer (psql; records lock session rows in id order, so not another
-            # record) held one of these handles' rows while waiting for another: rolled back,
-            # nothing recorded. Each page alone takes one handle's lock, as every record did
-            # before they were shared.
+            # Another writer (psql; rarely another instance's record: records lock session
+            # rows in id order) held one of these handles' rows while waiting for another:
+            # rolled back, nothing recorded. Each page alone takes one handle's lock, as every
+            # record did before they were shared.
             if len(pages) == 1:
                 raise
             log.info(

@@ -76,31 +76,14 @@ class Closed:
     reason: str | None = None
 
 
-async def insert_within_cap(db: Database, cap: int, **values: Any) -> Session | None:
-    """Insert a handle's row unless ``cap`` handles are active already (None then). Atomic
-    across every instance on the database: starts take turns on a transaction lock, so a
-    burst of starts cannot overshoot the cap."""
-    values = {"owner_pid": None, "cursor_name": None, **values, "cap": cap}
-    values["query"] = Jsonb(values["query"])
-    try:
-        async with db.connection() as conn, conn.transaction():
-            await conn.execute(query("sessions", "lock_handle_cap"))
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
-            row = await cur.fetchone()
-    except pgerrors.ForeignKeyViolation as exc:
-        raise CollectionNotFound(
-            "the collection does not exist (it was dropped meanwhile)"
-        ) from exc
-    return Session(**row) if row else None
-
-
 async def insert_with_first_page(
     db: Database, cap: int, delivered: list[str], **values: Any
 ) -> tuple[Session | None, set[str]]:
-    """``insert_within_cap`` and the delivery record of the handle's first page, in one
-    transaction: a start commits (and waits for the disk) once. Returns the session (None at
-    the cap, and nothing is written) and the ids recorded."""
+    """A handle's row, unless ``cap`` handles are active already, and the delivery record of
+    its first page, in one transaction: a start commits (and waits for the disk) once. Atomic
+    across every instance on the database: starts take turns on a transaction lock, so a burst
+    of starts cannot overshoot the cap. Returns the session (None at the cap, and nothing is
+    written) and the ids recorded."""
     values = {"owner_pid": None, "cursor_name": None, **values, "cap": cap}
     values["query"] = Jsonb(values["query"])
     try:
