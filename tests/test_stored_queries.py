@@ -437,11 +437,17 @@ async def test_fail_orphaned_queries_spares_live_instances(
                 [qid, owner],
             )
     # Called as another instance would call it: our instance holds its lock, the ghost none.
-    # (Other servers on this database may get to the ghost's query first: the states count.)
+    # (Other servers on this database may get to the ghost's query first, and this call then
+    # skips the row they hold: the state counts, once their transaction has committed.)
     await stored.fail_orphaned_queries(rt.db, "some-other-instance")
-    gone = await stored.get(rt.db, dead)
+
+    async def ghost_failed() -> bool:
+        gone = await stored.get(rt.db, dead)
+        assert gone is not None
+        return gone.state == "FAILED" and "server stopped" in (gone.error or "")
+
+    await eventually(ghost_failed, what="the ghost instance's query is marked failed")
     live = await stored.get(rt.db, alive)
-    assert gone is not None and gone.state == "FAILED" and "server stopped" in (gone.error or "")
     assert live is not None and live.state == "RUNNING"
     with psycopg.connect(pg_url) as conn:
         conn.execute("DELETE FROM pgpager.stored_queries WHERE query_id = %s", [alive])
