@@ -167,14 +167,22 @@ async def test_statements_on_a_collection_dropped_meanwhile_are_collection_not_f
 
 
 # --- 4. the handle cap ---------------------------------------------------------------------
+@pytest.mark.parametrize("phase", ["exact", "index"])
 async def test_a_burst_of_starts_cannot_overshoot_the_cap(
-    make_client: Any, fresh_db_url: str, collection_name: str
+    make_client: Any, fresh_db_url: str, collection_name: str, phase: str
 ) -> None:
-    async with make_client(url=fresh_db_url, max_active_handles=10) as client:
+    """Forty starts at once against a cap of ten: ten handles, thirty 429s, and nothing left of
+    the thirty (no row, no cursor). An index-phase start writes its row while its cursor is
+    declared and counts it against the cap only then; an exact-phase start first."""
+    # A cutoff of 0 makes even a small collection start in the index phase (and with more rows
+    # than a start reads, the index scan does not end within it).
+    cutoff = {"flat_search_cutoff": 0} if phase == "index" else {}
+    ids = [str(i) for i in range(100)]
+    async with make_client(url=fresh_db_url, max_active_handles=10, **cutoff) as client:
         r = await client.post("/v1/collections", json={"name": collection_name, "dimension": 3})
         assert r.status_code == 201
         await client.post(
-            f"/v1/collections/{collection_name}/vectors", json={"vectors": vectors(["a", "b"])}
+            f"/v1/collections/{collection_name}/vectors", json={"vectors": vectors(ids)}
         )
 
         async def start() -> Any:
@@ -184,6 +192,13 @@ async def test_a_burst_of_starts_cannot_overshoot_the_cap(
             )
 
         responses = await asyncio.gather(*(start() for _ in range(40)))
+        cursors = sum(len(h.cursors) for h in client.app.state.runtime.hosts.hosts)
+    with psycopg.connect(fresh_db_url) as conn:
+        phases = conn.execute(
+            "SELECT phase FROM pgpager.query_sessions WHERE collection = %s", [collection_name]
+        ).fetchall()
+    assert [p for (p,) in phases] == [phase] * 10
+    assert cursors == 10
     codes = [r.status_code for r in responses]
     assert codes.count(201) == 10, codes
     assert codes.count(429) == 30, codes

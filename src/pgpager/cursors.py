@@ -263,13 +263,18 @@ class CursorHosts:
         on_primary: bool = False,
         name: str | None = None,
         fetch: int = 0,
+        host: CursorHost | None = None,
     ) -> tuple[CursorHost, str, list[tuple[Any, ...]]]:
         """DECLARE (and, with ``fetch``, read the first rows: ``CursorHost.declare``) on the
         host ``pick`` gives. On a replica the cursor must see everything the primary holds now
         (the handle's delivery records, the rows upserted before the query started): the
         replica first replays past the primary's position, or another host is taken. A replica
         that cannot be reached leaves the rotation; the primary is the last resort, so no
-        request fails while some server can serve it."""
+        request fails while some server can serve it. ``host``: on that host of the primary
+        (one ``pick`` gave), no other."""
+        if host is not None:
+            assert host.replica is None, "a replica's host is taken by declare, not given"
+            return host, *await host.declare(query, params, name=name, fetch=fetch)
         position: int | None = None
         skip: list[Replica] = []
         while True:

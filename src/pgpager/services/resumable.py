@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,15 +267,14 @@ class ResumableQueries:
         values: dict[str, Any],
         host: CursorHost,
         cursor_name: str,
-        first: Sequence[Hit] = (),
+        first: Sequence[str] | Awaitable[Sequence[str]] = (),
     ) -> Session:
-        """The handle's row (naming the cursor about to serve it, so no second write is
-        needed), and with ``first`` the record of its first page, in one transaction."""
+        """The handle's row (naming the cursor that serves it, so no second write is needed),
+        and the record of the ids of its first page, ``first`` (which may still be being read),
+        in one transaction."""
         cap = self.settings.max_active_handles
         owner = {"owner_pid": owner_pid(host), "cursor_name": cursor_name}
-        session, _ = await sessions.insert_with_first_page(
-            self.db, cap, [h.id for h in first], **values, **owner
-        )
+        session, _ = await sessions.insert_with_first_page(self.db, cap, first, **values, **owner)
         if session is None:
             raise TooManyHandles(
                 f"{cap} resumable queries are active, the limit: stop handles you no longer "
@@ -305,23 +304,43 @@ class ResumableQueries:
             now=now,
             overdue_reason=None,
         )
-        live = await self._declare(
-            provisional,
-            "index",
-            c,
-            rehydrate=False,
-            position=0,
-            # The first page is the nearest top_k of what one HNSW search finds (ef_search
-            # rows; a row past them starts a second search, which costs about as much again),
-            # with at least a head window (pgpager.window) behind it.
-            prefetch=max(top_k + window.WINDOW, self.settings.hnsw_ef_search),
-            record_owner=False,
-        )
+        # On the primary the host is known before the DECLARE, so the handle's row is written
+        # meanwhile, on a pool connection (its transaction then waits for the first page, to
+        # record it and commit once). A replica's host is known only once it has caught up.
+        host = self.hosts.pick(on_primary=self.settings.handles_on_primary)
+        early = host.replica is None
+        page_ids: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        name = new_cursor_name()
+        writing = asyncio.create_task(self._insert(values, host, name, page_ids)) if early else None
+        try:
+            live = await self._declare(
+                provisional,
+                "index",
+                c,
+                rehydrate=False,
+                position=0,
+                name=name,
+                # The first page is the nearest top_k of what one HNSW search finds (ef_search
+                # rows; a row past them starts a second search, which costs about as much
+                # again), with at least a head window (pgpager.window) behind it.
+                prefetch=max(top_k + window.WINDOW, self.settings.hnsw_ef_search),
+                record_owner=False,
+                host=host if early else None,
+            )
+        except BaseException:
+            if writing is not None:
+                page_ids.cancel()  # the row's transaction rolls back
+                await asyncio.gather(writing, return_exceptions=True)
+            raise
         first: list[Hit] = []
         if not live.ended:
             first, live.buffer = live.buffer[:top_k], live.buffer[top_k:]
+        page_ids.set_result([h.id for h in first])
         try:
-            session = await self._insert(values, live.host, live.name, first)
+            if writing is not None:
+                session = await writing
+            else:
+                session = await self._insert(values, live.host, live.name, page_ids.result())
         except BaseException:
             await self.drop_local([handle])
             raise
@@ -504,6 +523,7 @@ class ResumableQueries:
         name: str | None = None,
         prefetch: int = 0,
         record_owner: bool = True,
+        host: CursorHost | None = None,
     ) -> LiveCursor:
         """A cursor for the handle on the least loaded host, named ``name`` (else a fresh
         name). With ``prefetch`` (index phase only) its first rows are read with the DECLARE
@@ -517,6 +537,7 @@ class ResumableQueries:
             on_primary=self.settings.handles_on_primary,
             name=name,
             fetch=prefetch,
+            host=host,
         )
         live = LiveCursor(
             host=host,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,30 +77,47 @@ class Closed:
 
 
 async def insert_with_first_page(
-    db: Database, cap: int, delivered: list[str], **values: Any
+    db: Database, cap: int, first_page: Sequence[str] | Awaitable[Sequence[str]], **values: Any
 ) -> tuple[Session | None, set[str]]:
     """A handle's row, unless ``cap`` handles are active already, and the delivery record of
-    its first page, in one transaction: a start commits (and waits for the disk) once. Atomic
-    across every instance on the database: starts take turns on a transaction lock, so a burst
-    of starts cannot overshoot the cap. Returns the session (None at the cap, and nothing is
-    written) and the ids recorded."""
-    values = {"owner_pid": None, "cursor_name": None, **values, "cap": cap}
+    its first page, in one transaction: a start commits (and waits for the disk) once. The row
+    is written while ``first_page`` (the ids of the page) may still be read on a cursor host;
+    then, once the page is known, the cap is checked and the page recorded. Atomic across
+    every instance on the database: starts take turns on a transaction lock for the count, so
+    a burst of starts cannot overshoot the cap. Returns the session (None at the cap, and
+    nothing is written) and the ids recorded."""
+    values = {"owner_pid": None, "cursor_name": None, **values}
     values["query"] = Jsonb(values["query"])
     try:
-        async with db.connection() as conn, conn.transaction():
-            await conn.execute(query("sessions", "lock_handle_cap"))
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
-            row = await cur.fetchone()
-            if row is None:
+        async with db.connection() as conn:
+            try:
+                async with conn.transaction():
+                    cur = conn.cursor(row_factory=dict_row)
+                    await cur.execute(
+                        query("sessions", "insert_session", columns=_columns()), values
+                    )
+                    row = await cur.fetchone()
+                    assert row is not None
+                    ids = first_page if isinstance(first_page, Sequence) else await first_page
+                    await conn.execute(query("sessions", "lock_handle_cap"))
+                    active = await (
+                        await conn.execute(query("sessions", "active_handles"))
+                    ).fetchone()
+                    if active is None or active[0] > cap:
+                        raise _OverCap
+                    recorded = await _record(conn, [(values["id"], ids)], sync_commit=True)
+            except _OverCap:
                 return None, set()
-            recorded = await _record(conn, [(values["id"], delivered)], sync_commit=True)
     except pgerrors.ForeignKeyViolation as exc:
         raise CollectionNotFound(
             "the collection does not exist (it was dropped meanwhile)"
         ) from exc
     fresh = recorded[values["id"]]
     return Session(**{**row, "position": len(fresh)}), fresh
+
+
+class _OverCap(Exception):
+    """The cap is reached: the start's transaction rolls back."""
 
 
 async def get(pool: Database, handle: str) -> Session | None:

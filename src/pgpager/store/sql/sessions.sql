@@ -1,16 +1,20 @@
 -- name: lock_handle_cap
--- Starts take turns (for the rest of their transaction) so that the count below is exact.
+-- Starts take turns (for the rest of their transaction) so that active_handles is exact: it
+-- runs after the lock, so it counts every start that held the lock before (committed), and
+-- every start after counts this one.
 SELECT pg_advisory_xact_lock(hashtext('pgpager.handle_cap'), 0)
 
+-- name: active_handles
+SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active'
+
 -- name: insert_session
--- Nothing is inserted once %(cap)s handles are active (under lock_handle_cap). The owner
--- (instance, cursor host backend, cursor name) is the cursor about to be declared.
+-- Counted against the cap afterwards, in the same transaction (lock_handle_cap). The owner
+-- (instance, cursor host backend, cursor name) is the cursor being declared.
 INSERT INTO pgpager.query_sessions
     (id, collection, namespace, query, phase, max_idle_s, max_lifetime_s, owner_instance,
      owner_pid, cursor_name, api_key_id)
-SELECT %(id)s, %(collection)s, %(namespace)s, %(query)s, %(phase)s, %(max_idle_s)s,
-       %(max_lifetime_s)s, %(owner_instance)s, %(owner_pid)s, %(cursor_name)s, %(api_key_id)s
-WHERE (SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active') < %(cap)s
+VALUES (%(id)s, %(collection)s, %(namespace)s, %(query)s, %(phase)s, %(max_idle_s)s,
+        %(max_lifetime_s)s, %(owner_instance)s, %(owner_pid)s, %(cursor_name)s, %(api_key_id)s)
 RETURNING {columns}
 
 -- name: session_columns
