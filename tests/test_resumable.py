@@ -596,3 +596,32 @@ async def test_delivery_record_commit_mode(
             cur = await conn.execute("SHOW synchronous_commit")
             shown = await cur.fetchone()
         assert shown is not None and shown[0] == ("on" if sync_commit else "off")
+
+
+async def test_a_start_names_the_backend_holding_its_cursor(
+    make_client: Any, collection_name: str, pg_url: str
+) -> None:
+    """An index-phase start writes its row while the cursor is declared; the row still names
+    the cursor host's backend, also when that DECLARE is what opened the host's connection
+    (a fresh server), so the sweeper can tell when the cursor dies with it."""
+    async with make_client(flat_search_cutoff=0) as client:
+        await create(client, collection_name, 2)
+        vectors = [{"id": str(i), "vector": [1.0, i / 100]} for i in range(100)]
+        r = await client.post(
+            f"/v1/collections/{collection_name}/vectors", json={"vectors": vectors}
+        )
+        assert r.status_code == 200, r.text
+        hosts = client.app.state.runtime.hosts.hosts
+        assert all(h.backend_pid is None for h in hosts)  # no host connected yet
+        handles = [(await start(client, collection_name, [1, 0], top_k=5)).json() for _ in range(2)]
+        pids = {h.backend_pid for h in hosts} - {None}
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute(
+                "SELECT phase, owner_pid, cursor_name FROM pgpager.query_sessions "
+                "WHERE id = ANY(%s)",
+                [[h["handle"] for h in handles]],
+            ).fetchall()
+    assert len(rows) == 2
+    for phase, pid, cursor in rows:
+        assert phase == "index" and cursor
+        assert pid in pids, (pid, pids)

@@ -27,7 +27,13 @@ from psycopg import sql
 
 from pgpager import metrics, window
 from pgpager.cursors import CursorHost, CursorHosts, CursorLost, new_cursor_name
-from pgpager.errors import HandleClosed, HandleNotFound, InvalidRequest, TooManyHandles
+from pgpager.errors import (
+    DatabaseUnavailable,
+    HandleClosed,
+    HandleNotFound,
+    InvalidRequest,
+    TooManyHandles,
+)
 from pgpager.services import validation
 from pgpager.services.deliveries import Deliveries
 from pgpager.services.embedding import Embedder
@@ -344,6 +350,25 @@ class ResumableQueries:
         except BaseException:
             await self.drop_local([handle])
             raise
+        pid = owner_pid(live.host)
+        if session.owner_pid != pid:
+            # The DECLARE opened (or replaced) the host's connection after the row was written:
+            # the row names the backend that holds the cursor (the sweeper reclaims the handle
+            # when that backend is gone). The start has committed; failing here would not undo it.
+            try:
+                await sessions.set_owner(
+                    self.db,
+                    handle,
+                    phase="index",
+                    owner_instance=self.settings.instance_id,
+                    owner_pid=pid,
+                    cursor_name=live.name,
+                )
+                session = dataclasses.replace(session, owner_pid=pid)
+            except DatabaseUnavailable as exc:
+                log.warning(
+                    "handle %s: its row does not name its cursor's backend: %s", handle[:8], exc
+                )
         live.session = session
         if not first:
             return await self._continue(live, top_k)
