@@ -14,7 +14,6 @@ from typing import Any
 from pgpager.cli.serve import fast_stack
 
 Scope = dict[str, Any]
-Message = dict[str, Any]
 
 
 def app_answering(body: bytes) -> Any:

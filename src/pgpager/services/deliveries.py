@@ -39,18 +39,9 @@ class Deliveries:
     shared commit changes is how many pages wait for one flush, not what any of them waits for.
     """
 
-    def __init__(
-        self,
-        db: Database,
-        *,
-        sync_commit: bool,
-        in_flight: int = IN_FLIGHT,
-        max_ids: int = MAX_IDS,
-    ) -> None:
+    def __init__(self, db: Database, *, sync_commit: bool) -> None:
         self.db = db
         self.sync_commit = sync_commit
-        self.in_flight = in_flight
-        self.max_ids = max_ids
         self._waiting: deque[_Page] = deque()
         self._runners = 0
         """Records running, counted down in the same step as a runner finds nothing waiting (a
@@ -61,20 +52,20 @@ class Deliveries:
         """Whether the handle is still active (and not overdue), and which of ``ids`` are new
         for it: only those may be sent. One page of a handle at a time (the caller holds the
         handle's lock)."""
-        if not self._waiting and self._runners < self.in_flight:
+        if not self._waiting and self._runners < IN_FLIGHT:
             # Nothing to share a commit with: recorded here, with no task and no hand-over.
             self._runners += 1
             try:
                 recorded = await self._record_pages([(handle, ids)])
             finally:
                 self._runners -= 1
-                if self._waiting and self._runners < self.in_flight:
+                if self._waiting and self._runners < IN_FLIGHT:
                     self._start()  # pages came while this ran and found no free runner
             fresh = recorded.get(handle)
         else:
             page = _Page(handle, ids, asyncio.get_running_loop().create_future())
             self._waiting.append(page)
-            if self._runners < self.in_flight:
+            if self._runners < IN_FLIGHT:
                 self._start()
             fresh = await page.recorded
         return (False, set()) if fresh is None else (True, fresh)
@@ -145,14 +136,14 @@ class Deliveries:
         return recorded
 
     def _take(self) -> list[_Page]:
-        """The next batch: pages in arrival order up to ``max_ids`` ids, one page per handle."""
+        """The next batch: pages in arrival order up to ``MAX_IDS`` ids, one page per handle."""
         batch: list[_Page] = []
         handles: set[str] = set()
         later: list[_Page] = []
         ids = 0
         while self._waiting:
             page = self._waiting[0]
-            if batch and ids + len(page.ids) > self.max_ids:
+            if batch and ids + len(page.ids) > MAX_IDS:
                 break
             self._waiting.popleft()
             if page.handle in handles:

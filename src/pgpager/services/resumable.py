@@ -341,12 +341,13 @@ class ResumableQueries:
         first: list[Hit] = []
         if not live.ended:
             first, live.buffer = live.buffer[:top_k], live.buffer[top_k:]
-        page_ids.set_result([h.id for h in first])
+        ids = [h.id for h in first]
+        page_ids.set_result(ids)
         try:
             if writing is not None:
                 session = await writing
             else:
-                session = await self._insert(values, live.host, live.name, page_ids.result())
+                session = await self._insert(values, live.host, live.name, ids)
         except BaseException:
             await self.drop_local([handle])
             raise

@@ -21,6 +21,7 @@ import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg import errors as pgerrors
 from psycopg import postgres
+from psycopg.abc import AdaptContext
 from psycopg.adapt import Dumper
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import set_json_dumps, set_json_loads
@@ -296,10 +297,13 @@ class TextArrayDumper(Dumper):
 
     oid = postgres.types["text"].array_oid
 
+    def __init__(self, cls: type, context: AdaptContext | None = None) -> None:
+        super().__init__(cls, context)
+        self.encoding = self.connection.info.encoding if self.connection else "utf-8"
+
     def dump(self, obj: Any) -> bytes:
-        encoding = self.connection.info.encoding if self.connection else "utf-8"
         quoted = ('"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"' for s in obj)
-        return ("{" + ",".join(quoted) + "}").encode(encoding)
+        return ("{" + ",".join(quoted) + "}").encode(self.encoding)
 
 
 async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:

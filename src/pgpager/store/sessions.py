@@ -88,36 +88,29 @@ async def insert_with_first_page(
     nothing is written) and the ids recorded."""
     values = {"owner_pid": None, "cursor_name": None, **values}
     values["query"] = Jsonb(values["query"])
+    over = False
     try:
-        async with db.connection() as conn:
-            try:
-                async with conn.transaction():
-                    cur = conn.cursor(row_factory=dict_row)
-                    await cur.execute(
-                        query("sessions", "insert_session", columns=_columns()), values
-                    )
-                    row = await cur.fetchone()
-                    assert row is not None
-                    ids = first_page if isinstance(first_page, Sequence) else await first_page
-                    await conn.execute(query("sessions", "lock_handle_cap"))
-                    active = await (
-                        await conn.execute(query("sessions", "active_handles"))
-                    ).fetchone()
-                    if active is None or active[0] > cap:
-                        raise _OverCap
-                    recorded = await _record(conn, [(values["id"], ids)], sync_commit=True)
-            except _OverCap:
-                return None, set()
+        async with db.connection() as conn, conn.transaction() as tx:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
+            row = await cur.fetchone()
+            assert row is not None
+            ids = first_page if isinstance(first_page, Sequence) else await first_page
+            await conn.execute(query("sessions", "lock_handle_cap"))
+            counted = await conn.execute(query("sessions", "active_handles"))
+            active = await counted.fetchone()
+            over = active is None or active[0] > cap
+            if over:
+                raise psycopg.Rollback(tx)
+            recorded = await _record(conn, [(values["id"], ids)], sync_commit=True)
     except pgerrors.ForeignKeyViolation as exc:
         raise CollectionNotFound(
             "the collection does not exist (it was dropped meanwhile)"
         ) from exc
+    if over:
+        return None, set()
     fresh = recorded[values["id"]]
     return Session(**{**row, "position": len(fresh)}), fresh
-
-
-class _OverCap(Exception):
-    """The cap is reached: the start's transaction rolls back."""
 
 
 async def get(pool: Database, handle: str) -> Session | None:
