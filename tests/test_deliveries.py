@@ -13,6 +13,8 @@ from litestar.testing import AsyncTestClient
 
 from pgpager import metrics
 from pgpager.services.deliveries import Deliveries
+from pgpager.store import sessions
+from pgpager.store.database import configure_connection
 
 Client = AsyncTestClient[Any]
 
@@ -189,3 +191,27 @@ async def test_every_id_a_string_can_be_is_recorded_as_itself(
         body = {**r.json(), "handle": body["handle"]}
         got += [x["id"] for x in body["results"]]
     assert got == AWKWARD_IDS
+
+
+async def test_the_record_is_planned_once_per_connection(client: Client, collection: str) -> None:
+    """The delivery record's plan is made once per connection (a generic plan), not again on
+    every `next`: planning its statement cost about as much as the commit after it. auto_explain
+    shows the plan each call ran: a custom plan carries the call's own values (the handle's
+    id), a generic one only its parameters."""
+    [handle] = await handles(client, collection, 1)
+    url = client.app.state.runtime.database_url
+    plans: list[str] = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await configure_connection(conn)
+        await conn.execute("LOAD 'auto_explain'")
+        await conn.execute("SET auto_explain.log_min_duration = 0")
+        await conn.execute("SET auto_explain.log_nested_statements = on")
+        await conn.execute("SET client_min_messages = log")
+        conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
+        for call in range(12):
+            plans.clear()
+            recorded = await sessions._record(conn, [(handle, [f"x{call}"])], sync_commit=True)
+            assert recorded == {handle: {f"x{call}"}}
+    [record] = [p for p in plans if "Insert on query_session_rows" in p]
+    assert handle not in record
+    assert "$1" in record

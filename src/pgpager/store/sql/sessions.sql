@@ -50,50 +50,13 @@ LIMIT %(limit)s
 
 -- name: record_deliveries
 -- The hot path of `next`: the ids that pages of %(handles)s deliver (%(owners)s[i] delivers
--- %(ids)s[i]; a page may deliver none), in one statement and one commit (services/deliveries.py
--- gathers the pages of handles served at the same moment). Delivered ids go into query_session_rows,
--- whose primary key makes a second delivery of an id by the same handle impossible, whatever
--- happens to cursors or instances. Nothing is inserted for a handle unless it is active and not
--- overdue; one row comes back per such handle, with the ids that were new for it. The session
--- row itself is not rewritten on every call: cursor hosts hold back VACUUM, so each rewrite
--- would leave a dead version behind and make every later lookup slower. last_used_at is
--- touched at most once a second, and at least every tenth of max_idle: idle times are never
--- more than 10% (or 1 s) stale, so a handle used just within its max_idle never expires in use.
--- With %(sync_commit)s false (PGPAGER_DELIVERY_SYNC_COMMIT) this one statement's transaction
--- does not wait for its WAL flush; every other write keeps the server's synchronous_commit.
-WITH durability AS (
-    SELECT set_config('synchronous_commit', 'off', true) WHERE NOT %(sync_commit)s
-), s AS (
-    SELECT id FROM pgpager.query_sessions
-    WHERE id = ANY(%(handles)s::text[]) AND state = 'active'
-      AND pgpager.handle_overdue(created_at, last_used_at, max_idle_s, max_lifetime_s) IS NULL
-), ins AS (
-    INSERT INTO pgpager.query_session_rows (session_id, row_id)
-    SELECT s.id, d.row_id
-    FROM unnest(%(owners)s::text[], %(ids)s::text[]) AS d(session_id, row_id)
-    JOIN s ON s.id = d.session_id
-    ON CONFLICT DO NOTHING
-    RETURNING session_id, row_id
-), due AS (
-    -- Locked in the order of their ids, whatever order the rows lie in: two records touching
-    -- the same handles (two instances) wait for each other in one order, never in a cycle.
-    SELECT q.id FROM pgpager.query_sessions q JOIN s ON s.id = q.id
-    WHERE q.last_used_at < now() - least(interval '1 second',
-                                         make_interval(secs => q.max_idle_s / 10.0))
-    ORDER BY q.id
-    FOR NO KEY UPDATE OF q
-), touched AS (
-    UPDATE pgpager.query_sessions q SET last_used_at = now()
-    FROM due
-    WHERE q.id = due.id
-    RETURNING q.id
-)
-SELECT s.id,
-       coalesce(array_agg(ins.row_id) FILTER (WHERE ins.row_id IS NOT NULL), ARRAY[]::text[])
-           AS fresh,
-       (SELECT count(*) FROM touched) AS touched, (SELECT count(*) FROM durability) AS relaxed
-FROM s LEFT JOIN ins ON ins.session_id = s.id
-GROUP BY s.id
+-- %(ids)s[i]), in one statement and one commit (services/deliveries.py gathers the pages of
+-- handles served at the same moment). One row per handle still active and not overdue, with the
+-- ids that were new for it. A function (migration 0009) so that its plan is made once per
+-- connection, not on every call.
+SELECT handle, fresh
+FROM pgpager.record_deliveries(%(handles)s::text[], %(owners)s::text[], %(ids)s::text[],
+                               %(sync_commit)s)
 
 -- name: set_owner
 -- A new cursor for the handle (first declare, rehydration, or the switch to the exact phase).
