@@ -18,6 +18,8 @@ from pgvector.psycopg import register_vector
 from pgpager.runtime import Runtime
 from pgpager.settings import Settings
 from pgpager.store import collections as collection_store
+from pgpager.store import pages
+from pgpager.store.filters import compile_filter
 from tests.helpers import clustered, load
 
 Client = AsyncTestClient[Any]
@@ -367,3 +369,36 @@ async def test_a_stored_vector_search_holds_the_sequence_offset_pages_slice(
             assert [h["id"] for h in hits] == await paged(client, data.name, q, pages=5, size=100)
             distances = [h["distance"] for h in hits]
             assert all(a <= b + 1e-6 for a, b in itertools.pairwise(distances))
+
+
+async def test_only_a_selection_that_may_be_small_is_counted(
+    client: AsyncTestClient[Any], collection: str
+) -> None:
+    """Whether few enough rows match for an exact scan is counted (reading up to cutoff + 1
+    rows, 0.7 ms at the default cutoff) only where the selection may be small: a filter, another
+    namespace, or a table the planner estimates at no more than the cutoff. The default
+    namespace of a table it estimates bigger is not counted: the table is not read at all (here
+    it is locked, so a count would wait and give up)."""
+    vectors = [{"id": str(i), "vector": [1.0, i, 0.5], "metadata": {"a": i}} for i in range(30)]
+    r = await client.post(f"/v1/collections/{collection}/vectors", json={"vectors": vectors})
+    assert r.status_code == 200, r.text
+    url = client.app.state.runtime.database_url
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        c = await collection_store.get(conn, collection)
+        await conn.execute(f"ANALYZE {c.qualified}")
+        everything = compile_filter(None)
+        assert await pages.few_matching(conn, c, "", everything, 100)
+        assert not await pages.few_matching(conn, c, "", everything, 10)
+        assert await pages.few_matching(conn, c, "", compile_filter("a < 5"), 10)
+        async with await psycopg.AsyncConnection.connect(url) as locker:
+            await locker.execute(f"LOCK TABLE {c.qualified} IN ACCESS EXCLUSIVE MODE")
+            await conn.execute("SET lock_timeout = '200ms'")
+            # Estimated at 30 rows, more than 10: not counted, so the lock is no obstacle.
+            assert not await pages.few_matching(conn, c, "", everything, 10)
+            for namespace, where, cutoff in (
+                ("", compile_filter("a < 5"), 10),  # a filter
+                ("other", everything, 10),  # another namespace
+                ("", everything, 100),  # a table estimated at no more than the cutoff
+            ):
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    await pages.few_matching(conn, c, namespace, where, cutoff)

@@ -113,7 +113,7 @@ class OffsetPages:
                 if q is None:
                     q = validation.vector(vector, c.dimension, "vector", c.metric)
                 cutoff = self.settings.flat_search_cutoff
-                if await pages.count_matching(conn, c, ns, where, bound=cutoff + 1) <= cutoff:
+                if await pages.few_matching(conn, c, ns, where, cutoff):
                     return await pages.nearest_page(
                         conn, c, q, ns, where, include, limit=limit, offset=offset, exact=True
                     )

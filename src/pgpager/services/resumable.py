@@ -41,7 +41,7 @@ from pgpager.settings import Settings
 from pgpager.store import collections, pages, sessions
 from pgpager.store.collections import Collection
 from pgpager.store.database import Database
-from pgpager.store.filters import compile_filter
+from pgpager.store.filters import CompiledFilter, compile_filter
 from pgpager.store.search import (
     SKIP_DELIVERED,
     SKIP_DELIVERED_EACH,
@@ -232,7 +232,7 @@ class ResumableQueries:
         c = await collections.find(self.db, collection)
         q = await self.embedder.query_vector(c, vector=vector, data=data)
 
-        index_rows = await self._index_rows(c, ns, where, filtered=bool(filter and filter.strip()))
+        index_rows = await self._index_rows(c, ns, where)
         exact = index_rows == 0
         handle = secrets.token_hex(24)  # 192 random bits; never starts with "-" (CLI arguments)
         query = {
@@ -502,7 +502,7 @@ class ResumableQueries:
             log.info("handle %s %s: %s", handle[:8], state, reason)
         return closed
 
-    async def _index_rows(self, c: Collection, namespace: str, where: Any, filtered: bool) -> int:
+    async def _index_rows(self, c: Collection, namespace: str, where: CompiledFilter) -> int:
         """How many rows the index phase serves before the exact phase takes over; 0 when the
         filter (and namespace) match few enough rows for an exact plan from the start.
 
@@ -511,18 +511,12 @@ class ResumableQueries:
         phase costs one scan of the matching rows. Switching after ``index_phase_share`` of them
         spreads that scan over the rows already read, and every row past the switch is in exact
         order. The share is of the planner's estimate for the table: for a filtered query an
-        upper bound, so the switch comes late rather than early.
-
-        Counting costs milliseconds, so with no filter in the default namespace of a table the
-        planner estimates as big, the selection is taken as not restrictive. Were it
-        restrictive after all (a small default namespace beside big ones), the index phase
-        ends early and the exact phase delivers the rest: slower once, never incomplete."""
+        upper bound, so the switch comes late rather than early. Whether few rows match, see
+        ``pages.few_matching``."""
         cutoff = self.settings.flat_search_cutoff
-        estimate = await estimated_rows(self.db, c)
-        if filtered or namespace != "" or estimate <= cutoff:
-            async with self.db.connection() as conn:
-                n = await pages.count_matching(conn, c, namespace, where, bound=cutoff + 1)
-            if n <= cutoff:
+        async with self.db.connection() as conn:
+            estimate = await estimated_rows(conn, c)
+            if await pages.few_matching(conn, c, namespace, where, cutoff, estimate=estimate):
                 return 0
         share = self.settings.index_phase_share
         return max(MIN_INDEX_ROWS, int(share * max(estimate, cutoff + 1)))

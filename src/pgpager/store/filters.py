@@ -120,6 +120,11 @@ class CompiledFilter:
     sql: Composable
     params: dict[str, Any]
 
+    @property
+    def matches_all(self) -> bool:
+        """No filter was given (an empty or blank one): every row matches."""
+        return self.sql is _TRUE
+
 
 # --- tokens ----------------------------------------------------------------------------------
 TokenKind: TypeAlias = Literal["ident", "string", "number", "op", "punct", "end"]

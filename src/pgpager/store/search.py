@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
+import psycopg
 from psycopg import sql
 
 from pgpager.store.collections import Collection
-from pgpager.store.database import Database
 from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
 
@@ -114,9 +114,8 @@ def hit(row: tuple[Any, ...] | dict[str, Any]) -> Hit:
     )
 
 
-async def estimated_rows(pool: Database, c: Collection) -> float:
+async def estimated_rows(conn: psycopg.AsyncConnection[Any], c: Collection) -> float:
     """The planner's row estimate for the table (-1 if never analyzed): a catalog read."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(query("collections", "estimated_rows"), {"qualified": c.qualified})
-        row = await cur.fetchone()
+    cur = await conn.execute(query("collections", "estimated_rows"), {"qualified": c.qualified})
+    row = await cur.fetchone()
     return float(row[0]) if row and row[0] is not None else -1.0

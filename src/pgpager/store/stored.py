@@ -633,8 +633,7 @@ async def search_rows(
                 query("stored", "statement_timeout"), {"timeout_ms": str(timeout_ms)}
             )
             exact = limit > index_limit or (
-                await pages.count_matching(conn, c, namespace, where, exact_above + 1)
-                <= exact_above
+                await pages.few_matching(conn, c, namespace, where, exact_above)
             )
             if not exact:
                 await pages.use_hnsw(
