@@ -8,6 +8,9 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from pgpager.errors import CollectionNotFound
+from pgpager.store import collections as collection_store
+
 Client = AsyncTestClient[Any]
 
 
@@ -111,3 +114,25 @@ async def test_unknown_route_uses_error_shape(client: Client) -> None:
     r = await client.get("/v1/nothing-here")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_a_collection_comes_with_its_tables_row_estimate(
+    client: Client, collection_name: str
+) -> None:
+    """One round trip gives a resumable start the collection and the planner's row estimate
+    for its table: -1 until the table is analyzed, then its row count (a name with `-` too)."""
+    name = f"{collection_name}-x"
+    r = await client.post("/v1/collections", json={"name": name, "dimension": 2})
+    assert r.status_code == 201, r.text
+    db = client.app.state.runtime.db
+    c, estimate = await collection_store.find_with_estimate(db, name)
+    assert c.name == name and c.dimension == 2
+    assert estimate == -1
+    vectors = [{"id": str(i), "vector": [1.0, i]} for i in range(7)]
+    r = await client.post(f"/v1/collections/{name}/vectors", json={"vectors": vectors})
+    assert r.status_code == 200, r.text
+    async with db.connection() as conn:
+        await conn.execute(f"ANALYZE {c.qualified}")
+    assert (await collection_store.find_with_estimate(db, name))[1] == 7
+    with pytest.raises(CollectionNotFound):
+        await collection_store.find_with_estimate(db, name + "-none")

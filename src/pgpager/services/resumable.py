@@ -48,7 +48,6 @@ from pgpager.store.search import (
     SKIP_NOTHING,
     Hit,
     Include,
-    estimated_rows,
     hit,
     nearest,
 )
@@ -229,10 +228,10 @@ class ResumableQueries:
         ns = validation.namespace(namespace)
         idle = self._max_idle(max_idle)
         where = compile_filter(filter)  # a bad filter fails before anything is written
-        c = await collections.find(self.db, collection)
+        c, estimate = await collections.find_with_estimate(self.db, collection)
         q = await self.embedder.query_vector(c, vector=vector, data=data)
 
-        index_rows = await self._index_rows(c, ns, where)
+        index_rows = await self._index_rows(c, ns, where, estimate)
         exact = index_rows == 0
         handle = secrets.token_hex(24)  # 192 random bits; never starts with "-" (CLI arguments)
         query = {
@@ -502,7 +501,9 @@ class ResumableQueries:
             log.info("handle %s %s: %s", handle[:8], state, reason)
         return closed
 
-    async def _index_rows(self, c: Collection, namespace: str, where: CompiledFilter) -> int:
+    async def _index_rows(
+        self, c: Collection, namespace: str, where: CompiledFilter, estimate: float
+    ) -> int:
         """How many rows the index phase serves before the exact phase takes over; 0 when the
         filter (and namespace) match few enough rows for an exact plan from the start.
 
@@ -511,13 +512,13 @@ class ResumableQueries:
         phase costs one scan of the matching rows. Switching after ``index_phase_share`` of them
         spreads that scan over the rows already read, and every row past the switch is in exact
         order. The share is of the planner's estimate for the table: for a filtered query an
-        upper bound, so the switch comes late rather than early. Whether few rows match, see
-        ``pages.few_matching``."""
+        upper bound (``estimate``), so the switch comes late rather than early. Whether few
+        rows match, see ``pages.few_matching``."""
         cutoff = self.settings.flat_search_cutoff
-        async with self.db.connection() as conn:
-            estimate = await estimated_rows(conn, c)
-            if await pages.few_matching(conn, c, namespace, where, cutoff, estimate=estimate):
-                return 0
+        if not pages.surely_many(namespace, where, cutoff, estimate):
+            async with self.db.connection() as conn:
+                if await pages.few_matching(conn, c, namespace, where, cutoff, estimate=estimate):
+                    return 0
         share = self.settings.index_phase_share
         return max(MIN_INDEX_ROWS, int(share * max(estimate, cutoff + 1)))
 

@@ -76,6 +76,18 @@ async def get(conn: psycopg.AsyncConnection[Any], name: str) -> Collection:
     return _collection(row)
 
 
+async def find_with_estimate(db: Database, name: str) -> tuple[Collection, float]:
+    """The collection ``name`` and the planner's row estimate for its table (-1 if never
+    analyzed), in one round trip (``CollectionNotFound`` if there is none)."""
+    async with db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query("collections", "get_collection_and_estimate"), {"name": name})
+        row = await cur.fetchone()
+    if row is None:
+        raise CollectionNotFound(f"collection {name!r} does not exist", collection=name)
+    estimate = float(row.pop("estimated_rows"))
+    return _collection(row), estimate
+
+
 async def find(db: Database, name: str) -> Collection:
     """The collection ``name`` (``CollectionNotFound`` if there is none)."""
     async with db.connection() as conn:

@@ -74,12 +74,17 @@ async def few_matching(
     Were that selection small after all (a small default namespace beside big ones), the index
     serves it, its stream ends early and the exact order completes it: slower, never
     incomplete."""
-    if where.matches_all and namespace == "":
-        if estimate is None:
-            estimate = await estimated_rows(conn, c)
-        if estimate > cutoff:
-            return False
+    if estimate is None and where.matches_all and namespace == "":
+        estimate = await estimated_rows(conn, c)
+    if estimate is not None and surely_many(namespace, where, cutoff, estimate):
+        return False
     return await count_matching(conn, c, namespace, where, bound=cutoff + 1) <= cutoff
+
+
+def surely_many(namespace: str, where: CompiledFilter, cutoff: int, estimate: float) -> bool:
+    """``few_matching`` is false without counting: no filter, the default namespace, and a
+    table the planner estimates at more than ``cutoff`` rows."""
+    return where.matches_all and namespace == "" and estimate > cutoff
 
 
 async def use_hnsw(

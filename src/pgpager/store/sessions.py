@@ -96,13 +96,18 @@ async def insert_with_first_page(
             row = await cur.fetchone()
             assert row is not None
             ids = first_page if isinstance(first_page, Sequence) else await first_page
-            await conn.execute(query("sessions", "lock_handle_cap"))
-            counted = await conn.execute(query("sessions", "active_handles"))
-            active = await counted.fetchone()
+            # One round trip: the lock, the count (its own statement, so its snapshot is taken
+            # once the lock is held) and the page's record, which the rollback undoes with the
+            # row when the count is over the cap.
+            async with conn.pipeline():
+                await conn.execute(query("sessions", "lock_handle_cap"))
+                counted = await conn.execute(query("sessions", "active_handles"))
+                recording = await _send_record(conn, [(values["id"], ids)], sync_commit=True)
+                active = await counted.fetchone()
+                recorded = await _recorded(recording)
             over = active is None or active[0] > cap
             if over:
                 raise psycopg.Rollback(tx)
-            recorded = await _record(conn, [(values["id"], ids)], sync_commit=True)
     except pgerrors.ForeignKeyViolation as exc:
         raise CollectionNotFound(
             "the collection does not exist (it was dropped meanwhile)"
@@ -158,13 +163,26 @@ async def _record(
     *,
     sync_commit: bool,
 ) -> dict[str, set[str]]:
+    return await _recorded(await _send_record(conn, pages, sync_commit=sync_commit))
+
+
+async def _send_record(
+    conn: psycopg.AsyncConnection[Any],
+    pages: Sequence[tuple[str, Sequence[str]]],
+    *,
+    sync_commit: bool,
+) -> psycopg.AsyncCursor[Any]:
     params = {
         "handles": TextArray(handle for handle, _ in pages),
         "owners": TextArray(handle for handle, ids in pages for _ in ids),
         "ids": TextArray(i for _, ids in pages for i in ids),
         "sync_commit": sync_commit,
     }
-    cur = await conn.execute(query("sessions", "record_deliveries"), params)
+    return await conn.execute(query("sessions", "record_deliveries"), params)
+
+
+async def _recorded(cur: psycopg.AsyncCursor[Any]) -> dict[str, set[str]]:
+    """Per handle recorded, its ids that were new for it."""
     return {handle: set(fresh) for handle, fresh, *_ in await cur.fetchall()}
 
 

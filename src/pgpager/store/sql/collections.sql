@@ -10,6 +10,16 @@ SELECT name, dimension, metric, hnsw_m, hnsw_ef_construction, embedding_model, t
 FROM pgpager.collections
 WHERE name = %(name)s
 
+-- name: get_collection_and_estimate
+-- The collection and the planner's row estimate for its table (-1 if never analyzed), in one
+-- round trip.
+SELECT c.name, c.dimension, c.metric, c.hnsw_m, c.hnsw_ef_construction, c.embedding_model,
+       c.table_name, c.created_at, coalesce(t.reltuples, -1) AS estimated_rows
+FROM pgpager.collections c
+JOIN pg_namespace s ON s.nspname = 'pgpager_data'
+LEFT JOIN pg_class t ON t.relnamespace = s.oid AND t.relname = c.table_name
+WHERE c.name = %(name)s
+
 -- name: insert_collection
 INSERT INTO pgpager.collections
     (name, dimension, metric, hnsw_m, hnsw_ef_construction, embedding_model, table_name)
