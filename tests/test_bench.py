@@ -145,6 +145,17 @@ def test_quick_bench_completes_with_well_formed_results(
         assert 0.0 <= fp["min"] <= fp["mean"] <= 1.0 and 0 <= fp["under_half"] <= 20
     assert "first-page recall@10 over 20 queries" in proc.stdout
 
+    # Filtered first pages, against the exact nearest rows that match: both filters match at
+    # most the flat-search cutoff at this size, so every style serves them exactly.
+    filtered = quality["filtered_recall"]
+    assert set(filtered) == {"bucket = 0", "bucket < 2"}
+    assert [f["matching"] for f in filtered.values()] == [1_000, 2_000]
+    for f in filtered.values():
+        assert f["served_by"] == "exact" and f["queries"] == 10
+        assert set(f["styles"]) == {"resumable", "offset", "stored"}
+        assert all(s["min"] == s["mean"] == 1.0 for s in f["styles"].values()), f
+    assert "filter bucket < 2 (2,000 of 3,000 rows, exact" in proc.stdout
+
     names = {t["name"] for t in results["targets"]}
     assert "recall@10, first page, offset (20 queries)" in names
     # The first 100 / 1,000 rows of each style, on the same larger set of queries.

@@ -46,9 +46,13 @@ from pgpager.runtime import Runtime, database
 from pgpager.settings import Settings
 from pgpager.store import probes as db_probes
 from pgpager.store.collections import Collection
+from pgpager.store.filters import compile_filter
 
 OPEN_CONCURRENCY = 32
 STYLES = ("resumable", "offset", "stored")
+FILTERS = {"bucket = 0": {0}, "bucket < 2": {0, 1}}
+"""Filters of the filtered-recall section, on a metadata bucket (row number mod 3), and the
+buckets each matches: a third of the rows and two thirds."""
 WARMUP_S = 0.5
 
 
@@ -79,6 +83,9 @@ class BenchConfig:
     text_rows: int = 2_000
     text_batch: int = 100
     text_queries: int = 100
+    # Filtered recall: a collection of this many of the rows, with a metadata bucket.
+    filtered_rows: int = 30_000
+    filtered_queries: int = 50
     out_dir: Path = Path("bench-results")
     keep: bool = False
     quick: bool = False
@@ -99,6 +106,8 @@ class BenchConfig:
             ingest_rows=12_000,
             text_rows=300,
             text_queries=30,
+            filtered_rows=3_000,
+            filtered_queries=10,
             quick=True,
         )
 
@@ -297,6 +306,7 @@ class Bench:
                 await self._settle("depth")
                 await self._depth_latency(api, c, ds, served)
                 await self._recall_by_style(api, c, ds)
+                await self._filtered_recall(api, ds, served)
                 await self._exact_switch(api, name, ds)
                 await self._settle("throughput")
                 await self._throughput(server, name, ds)
@@ -602,20 +612,76 @@ class Bench:
             if values
         }
 
+    async def _filtered_recall(self, api: Api, ds: Dataset, served: Settings) -> None:
+        """Recall of the first page of 10 of each style under a filter, against the exact
+        nearest rows that match it: on a collection of ``filtered_rows`` of the rows, each with
+        a metadata bucket (row number mod 3), one filter matching a third of them and one two
+        thirds (``FILTERS``). A filter matching at most ``flat_search_cutoff`` rows is served
+        by an exact scan, one matching more by the HNSW index (iterative scan)."""
+        cfg = self.config
+        rows = min(cfg.filtered_rows, ds.rows)
+        name = "bench_filtered_" + secrets.token_hex(4)
+        await api.create_collection(name, ds.dim, cfg.metric)
+        self.created.append(name)
+        queries = ds.more_queries[: cfg.filtered_queries]
+        title = f"filtered recall ({rows:,} rows, {len(FILTERS)} filters)"
+        with (
+            self.steps.section("filtered", title, len(queries) * len(FILTERS)) as step,
+            tempfile.TemporaryDirectory(prefix="pgpager-bench-") as tmp,
+        ):
+            path = Path(tmp) / "filtered.jsonl"
+            with path.open("w", encoding="utf-8") as f:
+                for i, v in enumerate(np.load(ds.path, mmap_mode="r")[:rows]):
+                    line = {"id": str(i), "vector": v.tolist(), "metadata": {"bucket": i % 3}}
+                    f.write(json.dumps(line) + "\n")
+            async with Runtime.open(self.settings, self.url, serve=False) as rt:
+                await rt.loader.load(name, path, defer_index=True)
+                c = await rt.collections.get(name)
+            db_probes.analyze(self.url, c)
+            out: dict[str, Any] = {}
+            for text, buckets in FILTERS.items():
+                where = compile_filter(text)
+                matching = sum(1 for i in range(rows) if i % 3 in buckets)
+                first: dict[str, list[float]] = {s: [] for s in STYLES}
+                for q in queries:
+                    top = set(db_probes.exact_top(self.url, c, q, cfg.page, where))
+                    got = await self._first_rows(api, name, q, cfg.page, text)
+                    for style, ids in got.items():
+                        first[style].append(len(set(ids) & top) / max(1, len(top)))
+                    step(1)
+                out[text] = {
+                    "matching": matching,
+                    "rows": rows,
+                    "served_by": "exact" if matching <= served.flat_search_cutoff else "index",
+                    "queries": len(queries),
+                    "styles": {
+                        style: {
+                            "mean": round(float(np.mean(v)), 4),
+                            "min": round(float(np.min(v)), 4),
+                        }
+                        for style, v in first.items()
+                        if v
+                    },
+                }
+        self.results.setdefault("quality", {})["filtered_recall"] = out
+
     @staticmethod
-    async def _first_rows(api: Api, name: str, q: Any, k: int) -> dict[str, list[str]]:
-        """The ids of the first ``k`` rows each style returns for ``q``: a resumable start, an
-        offset search from 0 and a stored vector search (the styles the server offers)."""
+    async def _first_rows(
+        api: Api, name: str, q: Any, k: int, filter: str | None = None
+    ) -> dict[str, list[str]]:
+        """The ids of the first ``k`` rows each style returns for ``q`` (and ``filter``): a
+        resumable start, an offset search from 0 and a stored vector search (the styles the
+        server offers)."""
         got: dict[str, list[str]] = {}
-        body, _ = await api.start(name, vec(q), k)
+        body, _ = await api.start(name, vec(q), k, filter)
         got["resumable"] = [r["id"] for r in body["results"]]
         if body["state"] == "active":
             await api.stop(body["handle"])
         with contextlib.suppress(Unavailable, BenchFailed):
-            page, _ = await api.search(name, vec(q), 0, k)
+            page, _ = await api.search(name, vec(q), 0, k, filter)
             got["offset"] = [r["id"] for r in page["results"]]
         with contextlib.suppress(Unavailable, BenchFailed):
-            stored, _ = await api.store_query(name, vec(q), k)
+            stored, _ = await api.store_query(name, vec(q), k, filter)
             page, _ = await api.stored_page(stored["query_id"], 0, k)
             got["stored"] = [r["id"] for r in page["results"]]
             await api.drop_stored(stored["query_id"])

@@ -285,11 +285,13 @@ class Api:
             "POST", "/v1/collections", json={"name": name, "dimension": dimension, "metric": metric}
         )
 
-    async def start(self, collection: str, vector: list[float], top_k: int) -> tuple[Any, int]:
+    async def start(
+        self, collection: str, vector: list[float], top_k: int, filter: str | None = None
+    ) -> tuple[Any, int]:
         return await self.call(
             "POST",
             f"/v1/collections/{collection}/resumable-queries",
-            json={"vector": vector, "top_k": top_k},
+            json={"vector": vector, "top_k": top_k, "filter": filter},
         )
 
     async def next(self, handle: str, k: int) -> tuple[Any, int]:
@@ -304,12 +306,17 @@ class Api:
         return (await self.call("GET", f"/v1/resumable-queries/{handle}"))[0]
 
     async def search(
-        self, collection: str, vector: list[float], offset: int, limit: int
+        self,
+        collection: str,
+        vector: list[float],
+        offset: int,
+        limit: int,
+        filter: str | None = None,
     ) -> tuple[Any, int]:
         return await self.call(
             "POST",
             f"/v1/collections/{collection}/search",
-            json={"vector": vector, "offset": offset, "limit": limit},
+            json={"vector": vector, "offset": offset, "limit": limit, "filter": filter},
             optional=True,
         )
 
@@ -319,16 +326,14 @@ class Api:
         )
 
     async def store_query(
-        self, collection: str, vector: list[float], limit: int
+        self, collection: str, vector: list[float], limit: int, filter: str | None = None
     ) -> tuple[Any, int]:
         """A stored vector search keeping ``limit`` rows; returns its creation body."""
+        search = {"collection": collection, "vector": vector, "limit": limit, "filter": filter}
         return await self.call(
             "POST",
             "/v1/queries",
-            json={
-                "vector_search": {"collection": collection, "vector": vector, "limit": limit},
-                "max_initial_results": 0,
-            },
+            json={"vector_search": search, "max_initial_results": 0},
             optional=True,
         )
 

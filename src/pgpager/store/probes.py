@@ -17,6 +17,7 @@ from psycopg import sql
 
 from pgpager.cursors import HOST_SETTINGS
 from pgpager.store.collections import Collection
+from pgpager.store.filters import CompiledFilter
 from pgpager.store.queries import query
 from pgpager.store.search import Include, nearest, params
 from pgpager.store.vectors import COPY_SIGNATURE, COPY_TRAILER, CopyBatch, binary_copy_rows
@@ -129,15 +130,17 @@ def insert_floor(url: str, c: Collection, vectors: Any, batch: int) -> float:
         return time.perf_counter() - t0
 
 
-def exact_top(url: str, c: Collection, q: Any, k: int) -> list[str]:
-    """The exact nearest ``k`` ids: ordered by an expression no index can serve, so every row
-    is scored and sorted (the order recall is measured against)."""
-    select = nearest(c, include=Include(), exact=True, limit_offset=True)
+def exact_top(
+    url: str, c: Collection, q: Any, k: int, where: CompiledFilter | None = None
+) -> list[str]:
+    """The exact nearest ``k`` ids (of the rows ``where`` matches): ordered by an expression no
+    index can serve, so every row is scored and sorted (the order recall is measured against)."""
+    select = nearest(c, include=Include(), where=where, exact=True, limit_offset=True)
     with psycopg.connect(url, autocommit=True) as conn:
         register_vector(conn)
         rows = conn.execute(
             select,
-            {**params(c, np.asarray(q, dtype=np.float32), "", None), "limit": k, "offset": 0},
+            {**params(c, np.asarray(q, dtype=np.float32), "", where), "limit": k, "offset": 0},
         ).fetchall()
     return [r[0] for r in rows]
 
