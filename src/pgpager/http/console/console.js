@@ -115,9 +115,6 @@ async function signIn() {
   showError("#login-error", null);
   currentTab = null;
   $("#nav").hidden = false;
-  $("#who").textContent = me.keys_configured
-    ? `key ${me.key_id}: ${me.scopes.join(", ")}`
-    : "no API keys on this server: every action is open";
   $("#signout").hidden = !me.keys_configured;
   // What the key may not do is not offered.
   $$("[data-scope]").forEach((node) => (node.hidden = !mayAny(node.dataset.scope)));
@@ -126,6 +123,11 @@ async function signIn() {
   sqMode();
   startMetrics();
   if (may("read")) await loadCollections();
+  // Who is signed in shows once the console is ready: a search started before the collections
+  // were loaded went to no collection.
+  $("#who").textContent = me.keys_configured
+    ? `key ${me.key_id}: ${me.scopes.join(", ")}`
+    : "no API keys on this server: every action is open";
   route();
 }
 
