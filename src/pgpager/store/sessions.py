@@ -183,7 +183,7 @@ async def _send_record(
 
 async def _recorded(cur: psycopg.AsyncCursor[Any]) -> dict[str, set[str]]:
     """Per handle recorded, its ids that were new for it."""
-    return {handle: set(fresh) for handle, fresh, *_ in await cur.fetchall()}
+    return {handle: set(fresh) for handle, fresh in await cur.fetchall()}
 
 
 async def set_owner(

@@ -632,8 +632,8 @@ async def search_rows(
             await conn.execute(
                 query("stored", "statement_timeout"), {"timeout_ms": str(timeout_ms)}
             )
-            exact = limit > index_limit or (
-                await pages.few_matching(conn, c, namespace, where, exact_above)
+            exact = limit > index_limit or await pages.few_matching(
+                conn, c, namespace, where, exact_above
             )
             if not exact:
                 await pages.use_hnsw(
