@@ -108,12 +108,12 @@ class OffsetPages:
 
         async def read(db: Database) -> list[Hit]:
             async with pages.snapshot(db) as conn:
-                c = await collections.get(conn, collection)
+                c, estimate = await collections.get_with_estimate(conn, collection)
                 q = text_query
                 if q is None:
                     q = validation.vector(vector, c.dimension, "vector", c.metric)
                 cutoff = self.settings.flat_search_cutoff
-                if await pages.few_matching(conn, c, ns, where, cutoff):
+                if await pages.few_matching(conn, c, ns, where, cutoff, estimate=estimate):
                     return await pages.nearest_page(
                         conn, c, q, ns, where, include, limit=limit, offset=offset, exact=True
                     )

@@ -67,25 +67,33 @@ async def list_all(pool: Database) -> list[Collection]:
         return [_collection(r) for r in await cur.fetchall()]
 
 
-async def get(conn: psycopg.AsyncConnection[Any], name: str) -> Collection:
+async def _row(conn: psycopg.AsyncConnection[Any], name: str, statement: str) -> dict[str, Any]:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("collections", "get_collection"), {"name": name})
+        await cur.execute(query("collections", statement), {"name": name})
         row = await cur.fetchone()
     if row is None:
         raise CollectionNotFound(f"collection {name!r} does not exist", collection=name)
-    return _collection(row)
+    return row
+
+
+async def get(conn: psycopg.AsyncConnection[Any], name: str) -> Collection:
+    return _collection(await _row(conn, name, "get_collection"))
+
+
+async def get_with_estimate(
+    conn: psycopg.AsyncConnection[Any], name: str
+) -> tuple[Collection, float]:
+    """The collection ``name`` and the planner's row estimate for its table (-1 if never
+    analyzed), in one round trip (``CollectionNotFound`` if there is none)."""
+    row = await _row(conn, name, "get_collection_and_estimate")
+    estimate = float(row.pop("estimated_rows"))
+    return _collection(row), estimate
 
 
 async def find_with_estimate(db: Database, name: str) -> tuple[Collection, float]:
-    """The collection ``name`` and the planner's row estimate for its table (-1 if never
-    analyzed), in one round trip (``CollectionNotFound`` if there is none)."""
-    async with db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("collections", "get_collection_and_estimate"), {"name": name})
-        row = await cur.fetchone()
-    if row is None:
-        raise CollectionNotFound(f"collection {name!r} does not exist", collection=name)
-    estimate = float(row.pop("estimated_rows"))
-    return _collection(row), estimate
+    """``get_with_estimate`` on a connection of the pool."""
+    async with db.connection() as conn:
+        return await get_with_estimate(conn, name)
 
 
 async def find(db: Database, name: str) -> Collection:
