@@ -207,6 +207,39 @@ async def test_a_burst_of_starts_cannot_overshoot_the_cap(
     assert "PGPAGER_MAX_ACTIVE_HANDLES" in refused.json()["error"]["message"]
 
 
+def test_the_cap_is_checked_and_the_first_page_recorded_by_one_function(
+    fresh_db_url: str,
+) -> None:
+    """pgpager.admit_handle, which a start's COMMIT follows in the same round trip: under the
+    cap it records the page and answers the ids new for the handle; over the cap it deletes the
+    row it was given and answers NULL, so the COMMIT after it leaves nothing behind."""
+    insert = (
+        "INSERT INTO pgpager.query_sessions (id, collection, namespace, query, phase, "
+        "max_idle_s, max_lifetime_s) VALUES (%s, 'c', '', '{}', 'index', 60, 60)"
+    )
+    admit = "SELECT pgpager.admit_handle(%s, %s, %s)"
+    with psycopg.connect(fresh_db_url) as conn:
+        conn.execute(
+            "INSERT INTO pgpager.collections (name, dimension, metric, table_name) "
+            "VALUES ('c', 3, 'cosine', 'c')"
+        )
+        conn.commit()
+        conn.execute(insert, ["a" * 48])
+        (fresh,) = conn.execute(admit, ["a" * 48, ["1", "2", "2"], 1]).fetchone() or (None,)
+        assert sorted(fresh) == ["1", "2"]
+        conn.commit()
+        conn.execute(insert, ["b" * 48])
+        (fresh,) = conn.execute(admit, ["b" * 48, ["1"], 1]).fetchone() or ("missing",)
+        assert fresh is None
+        conn.commit()
+        rows = conn.execute("SELECT id FROM pgpager.query_sessions").fetchall()
+        assert rows == [("a" * 48,)]
+        delivered = conn.execute(
+            "SELECT session_id, row_id FROM pgpager.query_session_rows ORDER BY 1, 2"
+        ).fetchall()
+        assert delivered == [("a" * 48, "1"), ("a" * 48, "2")]
+
+
 # --- 5. deep JSON --------------------------------------------------------------------------
 def nested(depth: int) -> str:
     """A JSON object ``depth`` levels deep, as text (the json module cannot write it)."""

@@ -13,7 +13,8 @@ from litestar.testing import AsyncTestClient
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from pgpager.cursors import HOST_SETTINGS
+from pgpager.cursors import HOST_SETTINGS, CursorHost, CursorLost
+from pgpager.errors import InvalidRequest
 from pgpager.services.resumable import cursor_query
 from pgpager.store.search import Include
 from pgpager.store.search import params as search_params
@@ -625,3 +626,33 @@ async def test_a_start_names_the_backend_holding_its_cursor(
     for phase, pid, cursor in rows:
         assert phase == "index" and cursor
         assert pid in pids, (pid, pids)
+
+
+async def test_a_failed_statement_on_a_cursor_host_leaves_its_other_cursors_alone(
+    pg_url: str,
+) -> None:
+    """A host keeps a savepoint open between statements (cursors.KEEP): a DECLARE or a FETCH
+    that fails rolls back to it, twice in a row too, and the cursors declared before it read
+    on where they were; the host takes new cursors after, on the same connection."""
+    host = CursorHost(pg_url, 0, 40)
+    series = sql.SQL("SELECT g FROM generate_series(1, %(n)s) AS g")
+    try:
+        name, rows = await host.declare(series, {"n": 10}, fetch=3)
+        assert rows == [(1,), (2,), (3,)]
+        pid = host.backend_pid
+        for _ in range(2):
+            with pytest.raises(InvalidRequest):
+                await host.declare(sql.SQL("SELECT %(n)s::int"), {"n": "not a number"})
+        failing, rows = await host.declare(
+            sql.SQL("SELECT 6 / (g - %(n)s) FROM generate_series(1, 5) AS g"), {"n": 3}, fetch=1
+        )
+        assert rows == [(-3,)]
+        with pytest.raises(CursorLost):
+            await host.fetch(failing, 2)
+        assert await host.fetch(name, 2) == [(4,), (5,)]
+        later, rows = await host.declare(series, {"n": 2}, fetch=5)
+        assert rows == [(1,), (2,)]
+        assert await host.fetch(name, 10) == [(g,) for g in range(6, 11)]
+        assert (host.backend_pid, host.generation, host.cursors) == (pid, 0, {name, later})
+    finally:
+        await host.shutdown()

@@ -40,6 +40,14 @@ HOST_SETTINGS = (
 )
 
 
+# A host's transaction always has a savepoint open: a statement that fails rolls back to it
+# (ROLLBACK TO keeps it open) and leaves the cursors before it alone; one that succeeds is kept
+# by releasing the savepoint and opening the next one, in the same message as the statement.
+# So a DECLARE, whose parameters need a message of its own, needs no SAVEPOINT before it.
+KEEP = "RELEASE SAVEPOINT sp; SAVEPOINT sp"
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
+
+
 def new_cursor_name() -> str:
     return "c_" + secrets.token_hex(8)
 
@@ -77,12 +85,13 @@ class CursorHost:
         conn = await connect(self.url, "PostgreSQL (cursor host)")
         try:
             with translated("PostgreSQL (cursor host)"):
-                await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+                await conn.execute(BEGIN)
                 for stmt in HOST_SETTINGS:
                     await conn.execute(stmt)
                 await conn.execute(
                     sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(self.ef_search))
                 )
+                await conn.execute("SAVEPOINT sp")
         except BaseException:
             await conn.close()
             raise
@@ -113,9 +122,10 @@ class CursorHost:
         fetch: int = 0,
     ) -> tuple[str, list[tuple[Any, ...]]]:
         """DECLARE a cursor for ``query`` (named ``name``, or a fresh name) and, with ``fetch``,
-        read its first rows; returns the name and those rows. The FETCH goes with the RELEASE
-        as one message (a pipeline measured no faster on a local socket: psycopg's own work
-        outweighs the round trips it saves). A connection found dead is replaced once;
+        read its first rows; returns the name and those rows. Two round trips: the DECLARE (in
+        the savepoint open at rest, see ``KEEP``), then the FETCH with the savepoint's release
+        as one message (a pipeline of the two measured no faster on a local socket: psycopg's
+        own work outweighs the round trip it saves). A connection found dead is replaced once;
         ``DatabaseUnavailable`` if PostgreSQL cannot be reached."""
         name = name or new_cursor_name()
         stmt = sql.SQL("DECLARE {} NO SCROLL CURSOR FOR {}").format(sql.Identifier(name), query)
@@ -124,15 +134,14 @@ class CursorHost:
             for attempt in (1, 2):
                 conn = await self._connection()
                 try:
-                    await conn.execute("SAVEPOINT sp")
                     await conn.execute(stmt, params)
                     if fetch:
                         cur = await conn.execute(
-                            sql.SQL("{}; RELEASE SAVEPOINT sp").format(fetch_statement(name, fetch))
+                            sql.SQL("{}; " + KEEP).format(fetch_statement(name, fetch))
                         )
                         rows = await cur.fetchall()
                     else:
-                        await conn.execute("RELEASE SAVEPOINT sp")
+                        await conn.execute(KEEP)
                     break
                 except psycopg.Error as exc:
                     if not connection_lost(exc):
@@ -154,14 +163,11 @@ class CursorHost:
         if name not in self.cursors:
             raise CursorLost(name)
         # One round trip: the three statements go as one simple-protocol message.
-        stmt = sql.SQL("SAVEPOINT sp; {}; RELEASE SAVEPOINT sp").format(
-            fetch_statement(name, count)
-        )
+        stmt = sql.SQL("{}; " + KEEP).format(fetch_statement(name, count))
         async with self._lock:
             conn = await self._connection()
             try:
                 cur = await conn.execute(stmt)
-                cur.nextset()
                 rows = await cur.fetchall()
             except psycopg.OperationalError as exc:
                 await self._lost(exc)
@@ -176,7 +182,7 @@ class CursorHost:
         live = [n for n in names if n in self.cursors]
         if not live:
             return
-        stmt = sql.SQL("SAVEPOINT sp; {}; RELEASE SAVEPOINT sp").format(
+        stmt = sql.SQL("{}; " + KEEP).format(
             sql.SQL("; ").join(sql.SQL("CLOSE {}").format(sql.Identifier(n)) for n in live)
         )
         async with self._lock:
@@ -208,13 +214,13 @@ class CursorHost:
         """With no cursors left, start a fresh transaction: nothing holds old state around."""
         assert self._conn is not None
         try:
-            await self._conn.execute("COMMIT; BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+            await self._conn.execute(f"COMMIT; {BEGIN}; SAVEPOINT sp")
         except psycopg.Error as exc:
             await self._lost(exc)
 
     async def _rollback(self, conn: psycopg.AsyncConnection[Any]) -> None:
         try:
-            await conn.execute("ROLLBACK TO SAVEPOINT sp; RELEASE SAVEPOINT sp")
+            await conn.execute("ROLLBACK TO SAVEPOINT sp")
         except psycopg.Error as exc:
             await self._lost(exc)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
@@ -88,34 +89,37 @@ async def insert_with_first_page(
     nothing is written) and the ids recorded."""
     values = {"owner_pid": None, "cursor_name": None, **values}
     values["query"] = Jsonb(values["query"])
-    over = False
     try:
-        async with db.connection() as conn, conn.transaction() as tx:
+        async with db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(query("sessions", "insert_session", columns=_columns()), values)
-            row = await cur.fetchone()
-            assert row is not None
-            ids = first_page if isinstance(first_page, Sequence) else await first_page
-            # One round trip: the lock, the count (its own statement, so its snapshot is taken
-            # once the lock is held) and the page's record, which the rollback undoes with the
-            # row when the count is over the cap.
-            async with conn.pipeline():
-                await conn.execute(query("sessions", "lock_handle_cap"))
-                counted = await conn.execute(query("sessions", "active_handles"))
-                recording = await _send_record(conn, [(values["id"], ids)], sync_commit=True)
-                active = await counted.fetchone()
-                recorded = await _recorded(recording)
-            over = active is None or active[0] > cap
-            if over:
-                raise psycopg.Rollback(tx)
+            insert = query("sessions", "insert_session", columns=_columns())
+            try:
+                async with conn.pipeline():
+                    await conn.execute("BEGIN")
+                    await cur.execute(insert, values)
+                row = await cur.fetchone()
+                assert row is not None
+                ids = first_page if isinstance(first_page, Sequence) else await first_page
+                # One round trip, the one that waits for the WAL flush: the cap's check and the
+                # page's record (over the cap, admit_handle deletes the row again), and COMMIT.
+                params = {"id": values["id"], "ids": TextArray(ids), "cap": cap}
+                async with conn.pipeline():
+                    admitted = await conn.execute(query("sessions", "admit_handle"), params)
+                    await conn.execute("COMMIT")
+                answer = await admitted.fetchone()
+            except BaseException:
+                # The page's read failed or was cancelled, or a statement did: nothing stays.
+                with contextlib.suppress(psycopg.Error):
+                    await conn.rollback()
+                raise
     except pgerrors.ForeignKeyViolation as exc:
         raise CollectionNotFound(
             "the collection does not exist (it was dropped meanwhile)"
         ) from exc
-    if over:
+    fresh = None if answer is None else answer[0]
+    if fresh is None:
         return None, set()
-    fresh = recorded[values["id"]]
-    return Session(**{**row, "position": len(fresh)}), fresh
+    return Session(**{**row, "position": len(fresh)}), set(fresh)
 
 
 async def get(pool: Database, handle: str) -> Session | None:

@@ -1,14 +1,11 @@
--- name: lock_handle_cap
--- Starts take turns (for the rest of their transaction) so that active_handles is exact: it
--- runs after the lock, so it counts every start that held the lock before (committed), and
--- every start after counts this one.
-SELECT pg_advisory_xact_lock(hashtext('pgpager.handle_cap'), 0)
-
--- name: active_handles
-SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active'
+-- name: admit_handle
+-- After insert_session, in its transaction, once the first page is read: the cap's check and
+-- the page's record (migration 0010). NULL over the cap, and the row is gone again; else the
+-- ids that were new for the handle. The COMMIT goes in the same round trip.
+SELECT pgpager.admit_handle(%(id)s, %(ids)s::text[], %(cap)s)
 
 -- name: insert_session
--- Counted against the cap afterwards, in the same transaction (lock_handle_cap). The owner
+-- Counted against the cap afterwards, in the same transaction (admit_handle). The owner
 -- (instance, cursor host backend, cursor name) is the cursor being declared.
 INSERT INTO pgpager.query_sessions
     (id, collection, namespace, query, phase, max_idle_s, max_lifetime_s, owner_instance,
