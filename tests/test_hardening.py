@@ -154,6 +154,7 @@ async def test_statements_on_a_collection_dropped_meanwhile_are_collection_not_f
             rt.db,
             10,
             ["1"],
+            None,
             id="h" * 48,
             collection=collection,
             namespace="",
@@ -191,11 +192,18 @@ async def test_a_burst_of_starts_cannot_overshoot_the_cap(
                 json={"vector": [1, 0, 0], "top_k": 1},
             )
 
+        # One start and stop first: the burst's starts then hold a count, and most are admitted
+        # on the bound from it (recounting as the bound nears the cap), not on a count each.
+        first = await start()
+        assert first.status_code == 201, first.text
+        r = await client.delete(f"/v1/resumable-queries/{first.json()['handle']}")
+        assert r.status_code == 200, r.text
         responses = await asyncio.gather(*(start() for _ in range(40)))
         cursors = sum(len(h.cursors) for h in client.app.state.runtime.hosts.hosts)
     with psycopg.connect(fresh_db_url) as conn:
         phases = conn.execute(
-            "SELECT phase FROM pgpager.query_sessions WHERE collection = %s", [collection_name]
+            "SELECT phase FROM pgpager.query_sessions WHERE collection = %s AND state = 'active'",
+            [collection_name],
         ).fetchall()
     assert [p for (p,) in phases] == [phase] * 10
     assert cursors == 10
@@ -210,34 +218,78 @@ async def test_a_burst_of_starts_cannot_overshoot_the_cap(
 def test_the_cap_is_checked_and_the_first_page_recorded_by_one_function(
     fresh_db_url: str,
 ) -> None:
-    """pgpager.admit_handle, which a start's COMMIT follows in the same round trip: under the
-    cap it records the page and answers the ids new for the handle; over the cap it deletes the
-    row it was given and answers NULL, so the COMMIT after it leaves nothing behind."""
+    """pgpager.admit_handle_bounded, which a start's COMMIT follows in the same round trip.
+    Without a count it counts; under the cap it records the page and answers the ids new for
+    the handle; over it, it deletes the row it was given and answers NULL, so the COMMIT after
+    it leaves nothing behind. Given a count whose bound (count + admissions since) stays under
+    the cap it counts nothing: rows made active by hand are not seen until the next count.
+    Migration 0010's admit_handle still answers for servers not yet upgraded, and draws from
+    the same sequence."""
     insert = (
         "INSERT INTO pgpager.query_sessions (id, collection, namespace, query, phase, "
         "max_idle_s, max_lifetime_s) VALUES (%s, 'c', '', '{}', 'index', 60, 60)"
     )
-    admit = "SELECT pgpager.admit_handle(%s, %s, %s)"
+    admit = "SELECT * FROM pgpager.admit_handle_bounded(%s, %s, %s, %s, %s)"
     with psycopg.connect(fresh_db_url) as conn:
         conn.execute(
             "INSERT INTO pgpager.collections (name, dimension, metric, table_name) "
             "VALUES ('c', 3, 'cosine', 'c')"
         )
         conn.commit()
-        conn.execute(insert, ["a" * 48])
-        (fresh,) = conn.execute(admit, ["a" * 48, ["1", "2", "2"], 1]).fetchone() or (None,)
-        assert sorted(fresh) == ["1", "2"]
+
+        def admitted(handle: str, ids: list[str], cap: int, known: Any = (None, None)) -> Any:
+            conn.execute(insert, [handle])
+            answer = conn.execute(admit, [handle, ids, cap, *known]).fetchone()
+            conn.commit()
+            return answer
+
+        fresh, at, counted = admitted("a" * 48, ["1", "2", "2"], 1)
+        assert (sorted(fresh), counted) == (["1", "2"], 1)
+        assert admitted("b" * 48, ["1"], 1) == (None, at + 1, 2)  # counted: over the cap
+        conn.execute(insert.replace("'index'", "'exact'"), ["x" * 48])  # by hand, no admission
         conn.commit()
-        conn.execute(insert, ["b" * 48])
-        (fresh,) = conn.execute(admit, ["b" * 48, ["1"], 1]).fetchone() or ("missing",)
-        assert fresh is None
+        # Once b had drawn 2 and was gone, one handle was active: from (2, 1), c's bound is 2,
+        # within a cap of 2, so nothing is counted (x, made active by hand, is not seen).
+        known = (at + 1, 1)
+        assert admitted("c" * 48, ["3"], 2, known) == (["3"], at + 1, 1)
+        # d's bound is 3: counted (a, c, d and x: 4), over the cap.
+        assert admitted("d" * 48, [], 2, known) == (None, at + 3, 4)
+        conn.execute(insert, ["e" * 48])
+        assert conn.execute("SELECT pgpager.admit_handle(%s, %s, 9)", ["e" * 48, ["4"]]).fetchone()
         conn.commit()
-        rows = conn.execute("SELECT id FROM pgpager.query_sessions").fetchall()
-        assert rows == [("a" * 48,)]
+        # e drew a number too: f's bound from (2, 1) is 5.
+        assert admitted("f" * 48, [], 5, known) == ([], at + 1, 1)
+        assert admitted("g" * 48, [], 5, (at + 4, 4)) == (None, at + 6, 6)  # 4 + 2 > 5: counted
+        rows = conn.execute("SELECT id FROM pgpager.query_sessions ORDER BY 1").fetchall()
+        assert [r[0][0] for r in rows] == ["a", "c", "e", "f", "x"]  # g was over the cap
         delivered = conn.execute(
             "SELECT session_id, row_id FROM pgpager.query_session_rows ORDER BY 1, 2"
         ).fetchall()
-        assert delivered == [("a" * 48, "1"), ("a" * 48, "2")]
+        assert [(h[0], i) for h, i in delivered] == [("a", "1"), ("a", "2"), ("c", "3"), ("e", "4")]
+
+
+async def test_starts_on_another_instance_count_against_this_ones_bound(
+    make_client: Any, fresh_db_url: str, collection_name: str
+) -> None:
+    """Two servers, a cap of five: one admits a handle (and keeps its count), the other four;
+    the first's next start is the sixth and is refused, though its own count said one."""
+    async with (
+        make_client(url=fresh_db_url, max_active_handles=5, instance_id="one") as one,
+        make_client(url=fresh_db_url, max_active_handles=5, instance_id="two") as two,
+    ):
+        r = await one.post("/v1/collections", json={"name": collection_name, "dimension": 3})
+        assert r.status_code == 201, r.text
+        path = f"/v1/collections/{collection_name}/resumable-queries"
+        body = {"vector": [1, 0, 0], "top_k": 1}
+        await one.post(
+            f"/v1/collections/{collection_name}/vectors", json={"vectors": vectors(["1", "2"])}
+        )
+        assert (await one.post(path, json=body)).status_code == 201
+        for _ in range(4):
+            r = await two.post(path, json=body)
+            assert r.status_code == 201, r.text
+        r = await one.post(path, json=body)
+        assert r.status_code == 429, r.text
 
 
 # --- 5. deep JSON --------------------------------------------------------------------------

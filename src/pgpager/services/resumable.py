@@ -68,6 +68,10 @@ MIN_INDEX_ROWS = 1000
 # cursor is read: most `next` calls then find their rows already here and cost one round trip
 # (the delivery record) instead of two.
 READ_AHEAD = 64
+# A start counts the active handles only when its last count no longer bounds them under the
+# cap (store/sessions.HandleCount), and at least this often: handles made active other than by
+# a start (rows inserted by hand) are counted against the cap within this many seconds.
+HANDLE_RECOUNT_S = 10.0
 
 
 @dataclass
@@ -206,6 +210,7 @@ class ResumableQueries:
         self.live: dict[str, LiveCursor] = {}
         self.deliveries = Deliveries(db, sync_commit=settings.delivery_sync_commit)
         self._locks: dict[str, list[Any]] = {}  # handle -> [lock, holders and waiters]
+        self._handle_count: sessions.HandleCount | None = None  # see HANDLE_RECOUNT_S
 
     # --- public operations -----------------------------------------------------------------
     async def start(
@@ -279,7 +284,14 @@ class ResumableQueries:
         in one transaction."""
         cap = self.settings.max_active_handles
         owner = {"owner_pid": owner_pid(host), "cursor_name": cursor_name}
-        session, _ = await sessions.insert_with_first_page(self.db, cap, first, **values, **owner)
+        known = self._handle_count
+        if known is not None and time.monotonic() - known.taken > HANDLE_RECOUNT_S:
+            known = None
+        session, count = await sessions.insert_with_first_page(
+            self.db, cap, first, known, **values, **owner
+        )
+        if self._handle_count is None or count.admissions >= self._handle_count.admissions:
+            self._handle_count = count
         if session is None:
             raise TooManyHandles(
                 f"{cap} resumable queries are active, the limit: stop handles you no longer "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,16 +78,32 @@ class Closed:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class HandleCount:
+    """``active`` handles counted while the admissions sequence stood at ``admissions``
+    (migration 0011), at ``taken`` (``time.monotonic()``). A start admitted later that drew
+    ``n`` from the sequence knows that at most ``active + (n - admissions)`` are active."""
+
+    admissions: int
+    active: int
+    taken: float
+
+
 async def insert_with_first_page(
-    db: Database, cap: int, first_page: Sequence[str] | Awaitable[Sequence[str]], **values: Any
-) -> tuple[Session | None, set[str]]:
+    db: Database,
+    cap: int,
+    first_page: Sequence[str] | Awaitable[Sequence[str]],
+    known: HandleCount | None,
+    **values: Any,
+) -> tuple[Session | None, HandleCount]:
     """A handle's row, unless ``cap`` handles are active already, and the delivery record of
     its first page, in one transaction: a start commits (and waits for the disk) once. The row
     is written while ``first_page`` (the ids of the page) may still be read on a cursor host;
     then, once the page is known, the cap is checked and the page recorded. Atomic across
-    every instance on the database: starts take turns on a transaction lock for the count, so
-    a burst of starts cannot overshoot the cap. Returns the session (None at the cap, and
-    nothing is written) and the ids recorded."""
+    every instance on the database: starts take turns on a transaction lock, and the active
+    handles are counted under it whenever the bound from ``known`` (the caller's last count,
+    None: count) could pass the cap, so a burst of starts cannot overshoot it. Returns the
+    session (None at the cap, and nothing is written) and the count the answer rests on."""
     values = {"owner_pid": None, "cursor_name": None, **values}
     values["query"] = Jsonb(values["query"])
     try:
@@ -101,12 +118,19 @@ async def insert_with_first_page(
                 assert row is not None
                 ids = first_page if isinstance(first_page, Sequence) else await first_page
                 # One round trip, the one that waits for the WAL flush: the cap's check and the
-                # page's record (over the cap, admit_handle deletes the row again), and COMMIT.
-                params = {"id": values["id"], "ids": TextArray(ids), "cap": cap}
+                # page's record (over the cap, the function deletes the row again), and COMMIT.
+                params = {
+                    "id": values["id"],
+                    "ids": TextArray(ids),
+                    "cap": cap,
+                    "admissions": None if known is None else known.admissions,
+                    "active": None if known is None else known.active,
+                }
                 async with conn.pipeline():
                     admitted = await conn.execute(query("sessions", "admit_handle"), params)
                     await conn.execute("COMMIT")
                 answer = await admitted.fetchone()
+                assert answer is not None
             except BaseException:
                 # The page's read failed or was cancelled, or a statement did: nothing stays.
                 with contextlib.suppress(psycopg.Error):
@@ -116,10 +140,12 @@ async def insert_with_first_page(
         raise CollectionNotFound(
             "the collection does not exist (it was dropped meanwhile)"
         ) from exc
-    fresh = None if answer is None else answer[0]
+    fresh, admissions, active = answer
+    if known is None or admissions != known.admissions:
+        known = HandleCount(admissions, active, time.monotonic())
     if fresh is None:
-        return None, set()
-    return Session(**{**row, "position": len(fresh)}), set(fresh)
+        return None, known
+    return Session(**{**row, "position": len(fresh)}), known
 
 
 async def get(pool: Database, handle: str) -> Session | None:

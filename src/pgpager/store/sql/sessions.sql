@@ -1,8 +1,13 @@
 -- name: admit_handle
 -- After insert_session, in its transaction, once the first page is read: the cap's check and
--- the page's record (migration 0010). NULL over the cap, and the row is gone again; else the
--- ids that were new for the handle. The COMMIT goes in the same round trip.
-SELECT pgpager.admit_handle(%(id)s, %(ids)s::text[], %(cap)s)
+-- the page's record (migration 0011). fresh is NULL over the cap, and the row is gone again;
+-- else it holds the ids that were new for the handle. The active handles are counted only when
+-- the caller's last count (%(admissions)s, %(active)s; NULL: none) no longer bounds them under
+-- the cap; counted_at and counted are the count the answer rests on. The COMMIT goes in the
+-- same round trip.
+SELECT fresh, counted_at, counted
+FROM pgpager.admit_handle_bounded(%(id)s, %(ids)s::text[], %(cap)s, %(admissions)s::bigint,
+                                  %(active)s::bigint)
 
 -- name: insert_session
 -- Counted against the cap afterwards, in the same transaction (admit_handle). The owner
