@@ -820,12 +820,15 @@ async def test_reader_sees_collections_created_later(
 async def test_statement_timeout_cannot_be_lifted_by_the_query(
     client: AsyncTestClient[Any],
 ) -> None:
-    """Readers may not run set_config at all (nor SET: the text is one SELECT)."""
+    """Readers may not run set_config at all (nor SET: the text is one SELECT). The refusal
+    comes at once; the time limit only has to end the sleep if set_config were allowed, and is
+    long enough that a busy machine's slow start of the query is not mistaken for it (with 500
+    ms it once was, in a parallel run)."""
     r = await run_sql(
         client,
         "SELECT set_config('statement_timeout', '0', false), "
-        "set_config('transaction_timeout', '0', false), pg_sleep(5)",
-        timeout_ms=500,
+        "set_config('transaction_timeout', '0', false), pg_sleep(8)",
+        timeout_ms=4000,
     )
     assert r.status_code == 422, r.text
     assert r.json()["error"]["message"].endswith("permission denied for function set_config")
