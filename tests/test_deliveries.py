@@ -215,3 +215,44 @@ async def test_the_record_is_planned_once_per_connection(client: Client, collect
     [record] = [p for p in plans if "Insert on query_session_rows" in p]
     assert handle not in record
     assert "$1" in record
+
+
+def test_the_record_finds_its_handles_by_primary_key(fresh_db_url: str) -> None:
+    """The record looks a handle up by its id, whatever the statistics say: with 300 handles
+    active and the statistics of a time when none were (autovacuum off), the plan made for the
+    function read all 300 for each call, through the active handles' index (before migration
+    0012) or the whole table (a lookup by id alone, believed to be of an empty table).
+    auto_explain shows how the lookup ran and how many rows it threw away."""
+    sessions_table = "pgpager.query_sessions"
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {sessions_table} SET (autovacuum_enabled = false)")
+        conn.execute(
+            "INSERT INTO pgpager.collections (name, dimension, metric, table_name) "
+            "VALUES ('c', 3, 'cosine', 'c')"
+        )
+        conn.execute(f"VACUUM ANALYZE {sessions_table}")
+        conn.execute(
+            f"INSERT INTO {sessions_table} (id, collection, namespace, query, phase, "
+            "max_idle_s, max_lifetime_s, owner_instance) "
+            "SELECT 'h' || g, 'c', '', '{}', 'index', 600, 600, 'one' "
+            "FROM generate_series(1, 300) AS g"
+        )
+        conn.execute("LOAD 'auto_explain'")
+        conn.execute("SET auto_explain.log_min_duration = 0")
+        conn.execute("SET auto_explain.log_nested_statements = on")
+        conn.execute("SET auto_explain.log_analyze = on")
+        conn.execute("SET client_min_messages = log")
+        plans: list[str] = []
+        conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
+        for call in range(3):
+            plans.clear()
+            fresh = conn.execute(
+                "SELECT fresh FROM pgpager.record_deliveries(%s, %s, %s)",
+                [["h7"], ["h7"], [f"x{call}"]],
+            ).fetchall()
+            assert fresh == [([f"x{call}"],)]
+    [record] = [p for p in plans if "Insert on query_session_rows" in p]
+    assert "query_sessions_active_idx" not in record
+    assert "Seq Scan on query_sessions" not in record
+    assert "Rows Removed by Filter: 299" not in record
+    assert "query_sessions_pkey" in record
