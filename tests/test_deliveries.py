@@ -15,6 +15,7 @@ from pgpager import metrics
 from pgpager.services.deliveries import Deliveries
 from pgpager.store import sessions
 from pgpager.store.database import configure_connection
+from pgpager.store.queries import query
 
 Client = AsyncTestClient[Any]
 
@@ -217,26 +218,32 @@ async def test_the_record_is_planned_once_per_connection(client: Client, collect
     assert "$1" in record
 
 
+def active_since_the_statistics(conn: psycopg.Connection[Any], n: int) -> None:
+    """``n`` active handles ('h1'...) in the sessions table of a database whose statistics
+    were taken when none were (and autovacuum is kept from taking them again)."""
+    conn.execute("ALTER TABLE pgpager.query_sessions SET (autovacuum_enabled = false)")
+    conn.execute(
+        "INSERT INTO pgpager.collections (name, dimension, metric, table_name) "
+        "VALUES ('c', 3, 'cosine', 'c')"
+    )
+    conn.execute("VACUUM ANALYZE pgpager.query_sessions")
+    conn.execute(
+        "INSERT INTO pgpager.query_sessions (id, collection, namespace, query, phase, "
+        "max_idle_s, max_lifetime_s, owner_instance) "
+        "SELECT 'h' || g, 'c', '', '{}', 'index', 600, 600, 'one' "
+        "FROM generate_series(1, %s) AS g",
+        [n],
+    )
+
+
 def test_the_record_finds_its_handles_by_primary_key(fresh_db_url: str) -> None:
     """The record looks a handle up by its id, whatever the statistics say: with 300 handles
     active and the statistics of a time when none were (autovacuum off), the plan made for the
     function read all 300 for each call, through the active handles' index (before migration
     0012) or the whole table (a lookup by id alone, believed to be of an empty table).
     auto_explain shows how the lookup ran and how many rows it threw away."""
-    sessions_table = "pgpager.query_sessions"
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        conn.execute(f"ALTER TABLE {sessions_table} SET (autovacuum_enabled = false)")
-        conn.execute(
-            "INSERT INTO pgpager.collections (name, dimension, metric, table_name) "
-            "VALUES ('c', 3, 'cosine', 'c')"
-        )
-        conn.execute(f"VACUUM ANALYZE {sessions_table}")
-        conn.execute(
-            f"INSERT INTO {sessions_table} (id, collection, namespace, query, phase, "
-            "max_idle_s, max_lifetime_s, owner_instance) "
-            "SELECT 'h' || g, 'c', '', '{}', 'index', 600, 600, 'one' "
-            "FROM generate_series(1, 300) AS g"
-        )
+        active_since_the_statistics(conn, 300)
         conn.execute("LOAD 'auto_explain'")
         conn.execute("SET auto_explain.log_min_duration = 0")
         conn.execute("SET auto_explain.log_nested_statements = on")
@@ -256,3 +263,37 @@ def test_the_record_finds_its_handles_by_primary_key(fresh_db_url: str) -> None:
     assert "Seq Scan on query_sessions" not in record
     assert "Rows Removed by Filter: 299" not in record
     assert "query_sessions_pkey" in record
+
+
+@pytest.mark.parametrize(
+    ("statement", "params"),
+    [
+        (
+            "set_owner",
+            {
+                "id": "h7",
+                "phase": "exact",
+                "owner_instance": "two",
+                "owner_pid": 1,
+                "cursor_name": "c",
+            },
+        ),
+        (
+            "close_session",
+            {"id": "h7", "state": "stopped", "reason": "test", "from_states": ["active"]},
+        ),
+    ],
+)
+def test_a_statement_on_one_handle_reads_one_index_entry(
+    fresh_db_url: str, statement: str, params: dict[str, Any]
+) -> None:
+    """The statements that look handles up by id and state read them by id, whatever the
+    statistics say: with 300 handles active and the statistics of a time when none were, the
+    planner took the partial index of active handles (keyed by owner before migration 0013) for
+    empty and read all 300 to find one."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        active_since_the_statistics(conn, 300)
+        text = query("sessions", statement).as_string(conn)
+        plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {text}", params))
+    assert "Rows Removed by Filter: 29" not in plan, plan
+    assert "Seq Scan on query_sessions" not in plan, plan

@@ -61,8 +61,8 @@ class QuerySession(Base):
         ),
         CheckConstraint("phase IN ('index', 'exact')", name="phase_known"),
         Index(
-            "query_sessions_active_idx",
-            "owner_instance",
+            "query_sessions_active_id_idx",
+            "id",
             postgresql_where="state = 'active'",
         ),
         {"postgresql_with": {"fillfactor": 50}},
