@@ -643,6 +643,10 @@ async def test_a_failed_statement_on_a_cursor_host_leaves_its_other_cursors_alon
         for _ in range(2):
             with pytest.raises(InvalidRequest):
                 await host.declare(sql.SQL("SELECT %(n)s::int"), {"n": "not a number"})
+        with pytest.raises(InvalidRequest, match="division by zero"):  # in the DECLARE's FETCH
+            await host.declare(
+                sql.SQL("SELECT 1 / (g - 2) FROM generate_series(1, 5) AS g"), {}, fetch=3
+            )
         failing, rows = await host.declare(
             sql.SQL("SELECT 6 / (g - %(n)s) FROM generate_series(1, 5) AS g"), {"n": 3}, fetch=1
         )

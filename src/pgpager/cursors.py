@@ -122,11 +122,13 @@ class CursorHost:
         fetch: int = 0,
     ) -> tuple[str, list[tuple[Any, ...]]]:
         """DECLARE a cursor for ``query`` (named ``name``, or a fresh name) and, with ``fetch``,
-        read its first rows; returns the name and those rows. Two round trips: the DECLARE (in
-        the savepoint open at rest, see ``KEEP``), then the FETCH with the savepoint's release
-        as one message (a pipeline of the two measured no faster on a local socket: psycopg's
-        own work outweighs the round trip it saves). A connection found dead is replaced once;
-        ``DatabaseUnavailable`` if PostgreSQL cannot be reached."""
+        read its first rows; returns the name and those rows. One round trip: the DECLARE (in
+        the savepoint open at rest, see ``KEEP``), the FETCH and the savepoint's renewal go as
+        one pipeline (a DECLARE's parameters need the extended protocol, which takes one
+        statement per message). Side by side in one process, starts alternating between this
+        and two round trips: 0.87-1.16 ms against 1.02-1.32 ms for the declare (each run of
+        600). A connection found dead is replaced once; ``DatabaseUnavailable`` if PostgreSQL
+        cannot be reached."""
         name = name or new_cursor_name()
         stmt = sql.SQL("DECLARE {} NO SCROLL CURSOR FOR {}").format(sql.Identifier(name), query)
         rows: list[tuple[Any, ...]] = []
@@ -134,14 +136,12 @@ class CursorHost:
             for attempt in (1, 2):
                 conn = await self._connection()
                 try:
-                    await conn.execute(stmt, params)
-                    if fetch:
-                        cur = await conn.execute(
-                            sql.SQL("{}; " + KEEP).format(fetch_statement(name, fetch))
-                        )
-                        rows = await cur.fetchall()
-                    else:
-                        await conn.execute(KEEP)
+                    async with conn.pipeline():
+                        await conn.execute(stmt, params)
+                        cur = await conn.execute(fetch_statement(name, fetch)) if fetch else None
+                        await conn.execute("RELEASE SAVEPOINT sp")
+                        await conn.execute("SAVEPOINT sp")
+                    rows = await cur.fetchall() if cur is not None else []
                     break
                 except psycopg.Error as exc:
                     if not connection_lost(exc):
