@@ -193,26 +193,13 @@ async def _record(
     *,
     sync_commit: bool,
 ) -> dict[str, set[str]]:
-    return await _recorded(await _send_record(conn, pages, sync_commit=sync_commit))
-
-
-async def _send_record(
-    conn: psycopg.AsyncConnection[Any],
-    pages: Sequence[tuple[str, Sequence[str]]],
-    *,
-    sync_commit: bool,
-) -> psycopg.AsyncCursor[Any]:
     params = {
         "handles": TextArray(handle for handle, _ in pages),
         "owners": TextArray(handle for handle, ids in pages for _ in ids),
         "ids": TextArray(i for _, ids in pages for i in ids),
         "sync_commit": sync_commit,
     }
-    return await conn.execute(query("sessions", "record_deliveries"), params)
-
-
-async def _recorded(cur: psycopg.AsyncCursor[Any]) -> dict[str, set[str]]:
-    """Per handle recorded, its ids that were new for it."""
+    cur = await conn.execute(query("sessions", "record_deliveries"), params)
     return {handle: set(fresh) for handle, fresh in await cur.fetchall()}
 
 
