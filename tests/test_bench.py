@@ -87,9 +87,9 @@ def test_quick_bench_completes_with_well_formed_results(
     nxt = latency["resumable_next"]
     assert nxt["server_p50_ms"] > 0 and nxt["server_mean_ms"] > 0
     assert "resumable next inside the server (its metrics): p50" in proc.stdout
-    # Starts and plain top-10 searches are measured in pairs, moments apart.
+    # Starts and plain top-10 searches are measured in pairs, moments apart: two per vector.
     st, params = results["start_latency"], results["parameters"]
-    pairs = params["repetitions"] * params["queries"]
+    pairs = 2 * params["first_page_queries"]
     assert st["resumable_start"]["n"] == st["topk_search"]["n"] == pairs
     # Each timed section waited for the cleanup of the ones before it (bounded).
     assert set(results["settled_s"]) == {"depth", "throughput", "lean_next"}
