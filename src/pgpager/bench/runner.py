@@ -481,8 +481,8 @@ class Bench:
         # machine's speed drifts between sections, a pair does not. The second call for a vector
         # finds its part of the index in the CPU's caches (about 0.4 ms less), so each vector is
         # timed in both orders, one after the other, and which goes first alternates between
-        # vectors. On the many query vectors (first_page_queries): 60 pairs moved the ratio by
-        # 0.1 between runs of the same code.
+        # vectors. On the many query vectors (first_page_queries): rounds of the earlier way
+        # (60 pairs per run, the start first in two of three) moved the ratio by up to 0.1.
         starts: list[int] = []
         topk: list[int] = []
         queries = ds.more_queries
