@@ -25,9 +25,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.execute(
-        """
+RECORD_DELIVERIES = """
         CREATE FUNCTION pgpager.record_deliveries(
             handles text[], owners text[], ids text[], sync_commit boolean DEFAULT true
         ) RETURNS TABLE (handle text, fresh text[])
@@ -86,7 +84,10 @@ def upgrade() -> None:
         END
         $$
         """
-    )
+
+
+def upgrade() -> None:
+    op.execute(RECORD_DELIVERIES)
 
 
 def downgrade() -> None:

@@ -22,9 +22,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.execute(
-        """
+ADMIT_HANDLE = """
         CREATE FUNCTION pgpager.admit_handle(handle text, ids text[], cap integer)
         RETURNS text[]
         LANGUAGE plpgsql
@@ -53,7 +51,10 @@ def upgrade() -> None:
         END
         $$
         """
-    )
+
+
+def upgrade() -> None:
+    op.execute(ADMIT_HANDLE)
 
 
 def downgrade() -> None:

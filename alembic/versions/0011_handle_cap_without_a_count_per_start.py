@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from pgpager.migrations import revision_module
+
 revision = "0011"
 down_revision = "0010"
 branch_labels = None
@@ -92,29 +94,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(
-        """
-        CREATE OR REPLACE FUNCTION pgpager.admit_handle(handle text, ids text[], cap integer)
-        RETURNS text[]
-        LANGUAGE plpgsql
-        SET plan_cache_mode = force_generic_plan
-        AS $$
-        DECLARE
-            recorded text[];
-        BEGIN
-            PERFORM pg_advisory_xact_lock(hashtext('pgpager.handle_cap'), 0);
-            IF (SELECT count(*) FROM pgpager.query_sessions WHERE state = 'active') > cap THEN
-                DELETE FROM pgpager.query_sessions WHERE id = handle;
-                RETURN NULL;
-            END IF;
-            SELECT r.fresh INTO recorded
-            FROM pgpager.record_deliveries(
-                ARRAY[handle], array_fill(handle, ARRAY[cardinality(ids)]), ids, true
-            ) AS r;
-            RETURN coalesce(recorded, ARRAY[]::text[]);
-        END
-        $$
-        """
-    )
+    # 0010's function again (its text, made a replacement).
+    admit_handle = revision_module("0010_handle_admitted_in_one_statement.py").ADMIT_HANDLE
+    op.execute(admit_handle.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     op.execute("DROP FUNCTION pgpager.admit_handle_bounded(text, text[], integer, bigint, bigint)")
     op.execute("DROP SEQUENCE pgpager.handle_admissions")

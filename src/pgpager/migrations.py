@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
@@ -17,6 +19,18 @@ def script_location() -> Path:
     if (packaged / "env.py").exists():
         return packaged
     return Path(__file__).resolve().parents[2] / "alembic"
+
+
+def revision_module(filename: str) -> ModuleType:
+    """The migration ``filename`` of the script directory, loaded as a module: a later
+    migration that restores an earlier one's function, or builds on it, reads the SQL from
+    there instead of a copy."""
+    path = script_location() / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"pgpager_revision_{path.stem}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def sqlalchemy_url(url: str) -> str:
